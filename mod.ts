@@ -1,0 +1,26 @@
+/**
+ * sluice: move bytes reliably. Resilience policies (`retry`, `Semaphore`,
+ * `mapConcurrent`) and the typed errors every module throws.
+ *
+ * Each module also has its own entry point (`@sluice/sluice/retry`,
+ * `@sluice/sluice/semaphore`, `@sluice/sluice/errors`), so an application
+ * can import only what it uses.
+ *
+ * @example
+ * ```ts
+ * import { HttpError, retry } from "@sluice/sluice";
+ * import assert from "node:assert/strict";
+ *
+ * let calls = 0;
+ * const value = await retry(() => {
+ *   if (++calls < 2) throw new HttpError({ status: 503, url: "http://127.0.0.1/", retryAfterMs: 1 });
+ *   return "done";
+ * });
+ * assert.equal(value, "done");
+ * ```
+ *
+ * @module
+ */
+
+export * from "./core/errors.ts";
+export * from "./retry/mod.ts";
