@@ -27,6 +27,8 @@
  * @module
  */
 
+import { setLongTimeout } from "./_timers.ts";
+
 /** Options of a {@linkcode Semaphore}. */
 export interface SemaphoreOptions {
   /** How many waiters may queue; one more is rejected with a {@linkcode QueueFullError}. No limit by default. */
@@ -242,7 +244,7 @@ export class Semaphore {
         this.#grant();
       };
       const onAbort = () => leave(signal!.reason);
-      const timer = timeoutMs === undefined ? undefined : setTimeout(
+      const cancelTimer = timeoutMs === undefined ? undefined : setLongTimeout(
         () =>
           leave(
             new DOMException(
@@ -256,7 +258,7 @@ export class Semaphore {
       );
       signal?.addEventListener("abort", onAbort, { once: true });
       waiter.cleanup = () => {
-        clearTimeout(timer);
+        cancelTimer?.();
         signal?.removeEventListener("abort", onAbort);
       };
     });

@@ -271,3 +271,20 @@ Deno.test("Semaphore keeps its accounting when many waiters abort while permits 
   assert.equal(semaphore.available, 3);
   assert.equal(semaphore.waiting, 0);
 });
+
+Deno.test("Semaphore.acquire() keeps waiting when timeoutMs is beyond setTimeout's 2^31 − 1 ms limit", async () => {
+  const semaphore = new Semaphore(1);
+  const held = await semaphore.acquire();
+  let settled = false;
+  const waiting = semaphore.acquire(1, { timeoutMs: 2 ** 31 + 5000 }).then(
+    (permit) => {
+      settled = true;
+      return permit;
+    },
+  );
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(settled, false);
+  held.release();
+  (await waiting).release();
+  assert.equal(semaphore.available, 1);
+});
