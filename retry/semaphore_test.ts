@@ -288,3 +288,33 @@ Deno.test("Semaphore.acquire() keeps waiting when timeoutMs is beyond setTimeout
   (await waiting).release();
   assert.equal(semaphore.available, 1);
 });
+
+Deno.test("Semaphore keeps FIFO order while thousands of waiters leave a blocked queue", async () => {
+  const semaphore = new Semaphore(2);
+  const blocker = semaphore.tryAcquire(2)!;
+  const granted: number[] = [];
+  const controllers: AbortController[] = [];
+  const waiters: Promise<void>[] = [];
+  for (let i = 0; i < 5000; i++) {
+    const controller = new AbortController();
+    controllers.push(controller);
+    waiters.push(
+      semaphore.acquire(1 + (i % 2), { signal: controller.signal }).then(
+        async (permit) => {
+          granted.push(i);
+          await flush();
+          permit.release();
+        },
+        () => {},
+      ),
+    );
+  }
+  // All but every 10th waiter leaves while the head is blocked.
+  for (let i = 0; i < 5000; i++) if (i % 10 !== 0) controllers[i]!.abort();
+  assert.equal(semaphore.waiting, 500);
+  blocker.release();
+  await Promise.all(waiters);
+  assert.deepEqual(granted, Array.from({ length: 500 }, (_, k) => k * 10));
+  assert.equal(semaphore.available, 2);
+  assert.equal(semaphore.waiting, 0);
+});
