@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { HttpError } from "../core/errors.ts";
 import { retry, RetryError } from "../retry/mod.ts";
+import { serveLoopback } from "./_loopback.ts";
 
 async function getText(url: string, signal: AbortSignal): Promise<string> {
   const response = await fetch(url, { signal });
@@ -10,19 +11,13 @@ async function getText(url: string, signal: AbortSignal): Promise<string> {
 }
 
 Deno.test("retry() waits for a real server's Retry-After on 503 and then succeeds", async () => {
-  const seen: number[] = [];
   let calls = 0;
-  await using server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    onListen() {},
-  }, () => {
-    seen.push(performance.now());
+  await using server = serveLoopback(() => {
     return ++calls < 3
       ? new Response("busy", { status: 503, headers: { "retry-after": "0" } })
       : new Response("payload");
   });
-  const url = `http://127.0.0.1:${server.addr.port}/`;
+  const url = server.url;
   const delays: number[] = [];
   const body = await retry(({ signal }) => getText(url, signal), {
     baseDelayMs: 10_000, // would time the test out if Retry-After were ignored
@@ -38,15 +33,11 @@ Deno.test("retry() waits for a real server's Retry-After on 503 and then succeed
 
 Deno.test("retry() gives up at once on a real 404", async () => {
   let calls = 0;
-  await using server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    onListen() {},
-  }, () => {
+  await using server = serveLoopback(() => {
     calls++;
     return new Response("missing", { status: 404 });
   });
-  const url = `http://127.0.0.1:${server.addr.port}/x`;
+  const url = `${server.url}x`;
   const error = await retry(({ signal }) => getText(url, signal), {
     baseDelayMs: 1,
   }).catch((e) => e);
@@ -91,11 +82,10 @@ Deno.test("retry() retries fetch's network TypeError when a peer drops connectio
 });
 
 Deno.test("retry() reports every 503 of an outage in RetryError when attempts run out", async () => {
-  await using server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
+  await using server = serveLoopback(
     () => new Response("down", { status: 503 }),
   );
-  const url = `http://127.0.0.1:${server.addr.port}/`;
+  const url = server.url;
   const error = await retry(({ signal }) => getText(url, signal), {
     maxAttempts: 3,
     baseDelayMs: 1,
