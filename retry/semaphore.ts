@@ -391,6 +391,10 @@ export class Semaphore {
   /** Serves waiters from the head while they fit, then drops served slots. */
   #grant(): void {
     const queue = this.#queue;
+    if (this.#waiting === 0) {
+      if (queue.length > 0) queue.length = this.#next = 0;
+      return;
+    }
     let i = this.#next;
     for (; i < queue.length; i++) {
       const waiter = queue[i]!;
