@@ -22,7 +22,7 @@
  * @module
  */
 
-import { raceAbort } from "./_timers.ts";
+import { isPromiseLike, raceAbort } from "./_async.ts";
 
 /** What each call of the mapping function is told. */
 export interface MapContext {
@@ -181,7 +181,7 @@ export async function* mapConcurrent<T, R>(
             index: index++,
             signal: controller.signal,
           });
-          if (isThenable(result)) {
+          if (isPromiseLike(result)) {
             result.then((value) => settle(slot, value), fail);
           } else settle(slot, result);
         } catch (error) {
@@ -216,8 +216,4 @@ export async function* mapConcurrent<T, R>(
       } else if (!exhausted) await iterator.return?.();
     }
   }
-}
-
-function isThenable<R>(value: R | Promise<R>): value is Promise<R> {
-  return typeof (value as { then?: unknown })?.then === "function";
 }

@@ -45,7 +45,7 @@ import {
 import type { RetryBudget } from "./budget.ts";
 import { isRetryable } from "./classify.ts";
 import { parseRetryAfter } from "./retry_after.ts";
-import { raceAbort, setLongTimeout, sleep as defaultSleep } from "./_timers.ts";
+import { raceAbort, setLongTimeout, sleep as defaultSleep } from "./_async.ts";
 
 /** What each attempt is told. */
 export interface AttemptContext {

@@ -27,7 +27,7 @@
  * @module
  */
 
-import { setLongTimeout } from "./_timers.ts";
+import { isPromiseLike, setLongTimeout } from "./_async.ts";
 
 /** Options of a {@linkcode Semaphore}. */
 export interface SemaphoreOptions {
@@ -469,10 +469,6 @@ class HeldPermit implements Permit {
   [Symbol.dispose](): void {
     this.release();
   }
-}
-
-function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
-  return typeof (value as { then?: unknown } | null)?.then === "function";
 }
 
 function checkCount(

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { raceAbort, setLongTimeout, sleep } from "./_timers.ts";
+import { raceAbort, setLongTimeout, sleep } from "./_async.ts";
 
 Deno.test("sleep() does not fire early for delays beyond setTimeout's 2^31 − 1 ms limit", async () => {
   const controller = new AbortController();

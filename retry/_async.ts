@@ -1,5 +1,6 @@
-// Timers that survive delays beyond setTimeout's 2^31 − 1 ms limit, and an
-// abort-aware race, shared by retry() and the semaphore.
+// Async plumbing shared by retry(), the semaphore and mapConcurrent: timers
+// that survive delays beyond setTimeout's 2^31 − 1 ms limit, an abort-aware
+// race, and a thenable check.
 
 /** The longest delay setTimeout honours; longer ones fire at once. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
@@ -67,4 +68,11 @@ export function raceAbort<T>(
       },
     );
   });
+}
+
+/** Whether `value` is a promise or another thenable. */
+export function isPromiseLike<T>(
+  value: T | PromiseLike<T>,
+): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
 }
