@@ -1,10 +1,11 @@
 /**
  * sluice: move bytes reliably. Resilience policies (`retry`, `Semaphore`,
- * `mapConcurrent`) and the typed errors every module throws.
+ * `mapConcurrent`), sealed chunks (`seal`, `decryptStream`, chunk stores and
+ * peers) and the typed errors every module throws.
  *
  * Each module also has its own entry point (`@sluice/sluice/retry`,
- * `@sluice/sluice/semaphore`, `@sluice/sluice/errors`), so an application
- * can import only what it uses.
+ * `@sluice/sluice/semaphore`, `@sluice/sluice/chunks`,
+ * `@sluice/sluice/errors`), so an application can import only what it uses.
  *
  * @example
  * ```ts
@@ -22,5 +23,6 @@
  * @module
  */
 
+export * from "./core/chunks.ts";
 export * from "./core/errors.ts";
 export * from "./retry/mod.ts";

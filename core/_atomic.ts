@@ -1,0 +1,52 @@
+// Atomic, durable small-file writes: temp file in the same directory, fsync,
+// rename, fsync the directory. A reader sees the old state or the new one.
+
+import { dirname, join } from "node:path";
+
+function tempName(path: string): string {
+  const random = crypto.getRandomValues(new Uint32Array(2)).join("");
+  return join(
+    dirname(path),
+    `.${path.slice(dirname(path).length + 1)}.${random}.tmp`,
+  );
+}
+
+/** Fsyncs a directory so a rename inside it survives a crash. */
+export async function syncDirectory(dir: string): Promise<void> {
+  using handle = await Deno.open(dir, { read: true });
+  await handle.sync();
+}
+
+/**
+ * Writes `bytes` to `path` atomically. The temp file is removed on every
+ * failure, including an abort of `signal` between steps.
+ */
+export async function writeFileAtomic(
+  path: string,
+  bytes: Uint8Array,
+  options: { signal?: AbortSignal | undefined; mode?: number } = {},
+): Promise<void> {
+  const temp = tempName(path);
+  let renamed = false;
+  try {
+    {
+      using file = await Deno.open(temp, {
+        write: true,
+        createNew: true,
+        mode: options.mode ?? 0o644,
+      });
+      let at = 0;
+      while (at < bytes.length) {
+        options.signal?.throwIfAborted();
+        at += await file.write(bytes.subarray(at));
+      }
+      await file.syncData();
+    }
+    options.signal?.throwIfAborted();
+    await Deno.rename(temp, path);
+    renamed = true;
+    await syncDirectory(dirname(path));
+  } finally {
+    if (!renamed) await Deno.remove(temp).catch(() => {});
+  }
+}

@@ -1,0 +1,44 @@
+// Test data: random bytes of any length, and streams that hand them out in
+// pieces of a chosen size.
+
+/** `length` random bytes (getRandomValues gives at most 64 KiB per call). */
+export function randomBytes(length: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(length);
+  for (let at = 0; at < length; at += 65536) {
+    crypto.getRandomValues(out.subarray(at, Math.min(length, at + 65536)));
+  }
+  return out;
+}
+
+/** A stream of `bytes` in pieces of `piece` bytes (the last may be shorter). */
+export function streamOf(
+  bytes: Uint8Array,
+  piece = 7919,
+): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (at >= bytes.length) return controller.close();
+      controller.enqueue(bytes.slice(at, at + piece));
+      at += piece;
+    },
+  });
+}
+
+/** Drains a stream into its pieces. */
+export async function collect(
+  stream: ReadableStream<Uint8Array>,
+): Promise<Uint8Array[]> {
+  return await Array.fromAsync(stream);
+}
+
+/** Concatenates pieces. */
+export function concat(pieces: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
