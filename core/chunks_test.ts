@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { collect, concat, randomBytes, streamOf } from "../tests/_data.ts";
+import {
+  collect,
+  concat,
+  drain,
+  randomBytes,
+  streamOf,
+} from "../tests/_data.ts";
 import { deriveFileKeys } from "./_sealed.ts";
 import {
   ChunkNotFoundError,
@@ -75,17 +81,6 @@ async function sealBytes(
   chunkSize = CHUNK,
 ) {
   return await seal(streamOf(plain), store, { suite, chunkSize });
-}
-
-/** Drains `stream`, returning what arrived and the error that ended it, if any. */
-async function drain(stream: ReadableStream<Uint8Array>) {
-  const pieces: Uint8Array[] = [];
-  try {
-    for await (const piece of stream) pieces.push(piece);
-    return { pieces, bytes: concat(pieces), error: undefined };
-  } catch (error) {
-    return { pieces, bytes: concat(pieces), error };
-  }
 }
 
 function flipped(bytes: Uint8Array, at = 5): Uint8Array {

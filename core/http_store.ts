@@ -150,7 +150,11 @@ export function httpStore(
 
 // Reads a chunk body, refusing more than any sealed chunk can hold.
 async function readBody(response: Response, url: string): Promise<Uint8Array> {
-  const declared = response.headers.get("content-length");
+  const encoding = response.headers.get("content-encoding");
+  const encoded = encoding !== null && encoding.toLowerCase() !== "identity";
+  // fetch decodes a gzip or br body but keeps the encoded Content-Length:
+  // the limit must apply to the decoded bytes, so such a body is counted.
+  const declared = encoded ? null : response.headers.get("content-length");
   const expected = declared === null ? undefined : Number(declared);
   if (expected !== undefined && expected > MAX_SEALED_CHUNK) {
     await response.body?.cancel();

@@ -127,8 +127,16 @@ export function multiStore(
     async put(address, bytes, opts) {
       // Start each chunk at a different store so replicas spread evenly.
       const start = parseInt(address.slice(0, 8), 16) % stores.length;
-      const order = [...stores.slice(start), ...stores.slice(0, start)];
-      await writeReplicas(order, address, bytes, replicas, extraWrites, opts);
+      const order = stores.map((_, i) => (start + i) % stores.length);
+      await writeReplicas(
+        stores,
+        order,
+        address,
+        bytes,
+        replicas,
+        extraWrites,
+        opts,
+      );
     },
     async has(address, opts) {
       const answers = await Promise.all(
@@ -215,8 +223,10 @@ function readFailure(address: string, errors: unknown[]): unknown {
   return found[found.length - 1];
 }
 
+// Writes to stores in `order` (indexes into `stores`, which the error reports).
 async function writeReplicas(
-  order: ChunkStore[],
+  stores: readonly ChunkStore[],
+  order: readonly number[],
   address: string,
   bytes: Uint8Array,
   replicas: number,
@@ -239,8 +249,8 @@ async function writeReplicas(
         else if (running === 0) reject(undefined);
       };
       const launch = () => {
-        const index = next++;
-        const store = order[index]!;
+        const index = order[next++]!;
+        const store = stores[index]!;
         running++;
         store.put(address, bytes, { signal: controller.signal }).then(() => {
           running--;

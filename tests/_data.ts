@@ -42,3 +42,19 @@ export function concat(pieces: readonly Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/** Drains a stream, keeping what arrived before the error that ended it, if any. */
+export async function drain(stream: ReadableStream<Uint8Array>): Promise<{
+  parts: Uint8Array[];
+  bytes: Uint8Array;
+  error: unknown;
+}> {
+  const parts: Uint8Array[] = [];
+  let error: unknown;
+  try {
+    for await (const part of stream) parts.push(part);
+  } catch (e) {
+    error = e;
+  }
+  return { parts, bytes: concat(parts), error };
+}
