@@ -105,7 +105,12 @@ async function aesCipher(payloadKey: Uint8Array): Promise<ChunkCipher> {
         );
         return new Uint8Array(plain);
       } catch (error) {
-        throw tagFailure(index, error);
+        // WebCrypto reports a failed tag as an OperationError; anything else
+        // (a bad buffer) is a bug that another fetch cannot fix.
+        if (error instanceof DOMException && error.name === "OperationError") {
+          throw tagFailure(index, error);
+        }
+        throw error;
       }
     },
   };

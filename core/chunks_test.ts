@@ -696,3 +696,17 @@ Deno.test("seal() with replicas keeps every chunk on that many stores", async ()
     assert.equal(out.length, 8 * CHUNK);
   }
 });
+
+Deno.test("decryptStream() fails with a throwing onProgress at once, without refetching", async () => {
+  const base = memoryStore();
+  const { dataMap, key } = await sealBytes(randomBytes(CHUNK), base);
+  const { store, calls } = instrumented(base);
+  const oops = new Error("listener bug");
+  const { error } = await drain(decryptStream(dataMap, key, store, {
+    onProgress: (e) => {
+      if (e.type === "chunk") throw oops;
+    },
+  }));
+  assert.equal(error, oops);
+  assert.equal(calls.get, 1);
+});

@@ -158,8 +158,9 @@ export function decryptStream(
   const fetchChunk = async (index: number): Promise<Uint8Array> => {
     const ref = map.chunks[index]!;
     const final = index === count - 1;
+    let plain: Uint8Array;
     try {
-      return await retry(async ({ signal }) => {
+      plain = await retry(async ({ signal }) => {
         const sealed = await store.get(ref.address, { signal });
         if (sealed.length !== ref.size) {
           throw new IntegrityError({
@@ -171,9 +172,7 @@ export function decryptStream(
           });
         }
         if (checkAddress) await verifyAddress(ref.address, sealed, true);
-        const plain = await cipher.open(index, final, sealed);
-        emit({ type: "chunk", index, address: ref.address, bytes: ref.size });
-        return plain;
+        return await cipher.open(index, final, sealed);
       }, {
         ...policy,
         signal: aborter.signal,
@@ -186,6 +185,9 @@ export function decryptStream(
       if (aborter.signal.aborted) throw aborter.signal.reason;
       throw unwrapRetryError(error);
     }
+    // Outside the retry: a throwing listener must not refetch the chunk.
+    emit({ type: "chunk", index, address: ref.address, bytes: ref.size });
+    return plain;
   };
 
   const fill = () => {
