@@ -25,4 +25,5 @@
 
 export * from "./core/chunks.ts";
 export * from "./core/errors.ts";
+export * from "./core/range.ts";
 export * from "./retry/mod.ts";

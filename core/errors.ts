@@ -476,6 +476,39 @@ export class UnsafeEntryError extends SluiceError {
   }
 }
 
+/**
+ * A file is locked by another process (or another handle in this one): a
+ * second download into the same `.part`, a spill directory in use.
+ *
+ * Not retryable by default: the holder may run for hours; wait for it or
+ * pick another path.
+ *
+ * @example
+ * ```ts
+ * import { LockedError } from "@sluice/sluice/errors";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new LockedError({ path: "/tmp/file.part" });
+ * assert.equal(error.message, "Cannot lock /tmp/file.part: another process holds it");
+ * ```
+ */
+export class LockedError extends SluiceError {
+  /** Always `false`. */
+  readonly retryable: boolean = false;
+  /** The locked file. */
+  readonly path: string;
+
+  /**
+   * Makes the error.
+   *
+   * @param init The locked file, and the `cause` if any.
+   */
+  constructor(init: { path: string } & SluiceErrorOptions) {
+    super(`Cannot lock ${init.path}: another process holds it`, init);
+    this.path = init.path;
+  }
+}
+
 /** One item that failed inside a {@linkcode PartialFailureError}. */
 export interface ItemFailure<T> {
   /** The item that failed. */
