@@ -506,7 +506,10 @@ export function rangeStream(
     retry(async ({ signal }) => {
       await dropBody();
       attemptAbort = new AbortController();
-      await open(AbortSignal.any([signal, attemptAbort.signal]));
+      // The body outlives the attempt, so it also listens to the stream's own abort.
+      await open(
+        AbortSignal.any([signal, attemptAbort.signal, aborter.signal]),
+      );
       if (body === undefined) return undefined; // a 416 at the end: nothing left
       try {
         return await take();
