@@ -22,6 +22,7 @@
  */
 
 import { retry, type RetryOptions } from "../retry/retry.ts";
+import { cancelOnAbort } from "./_abort.ts";
 import { fromHex } from "./_bytes.ts";
 import { unwrapRetryError } from "./_retry.ts";
 import { deriveFileKeys, KEY_SIZE, verifyCommitment } from "./_sealed.ts";
@@ -204,21 +205,7 @@ export function decryptStream(
 
   return new ReadableStream<Uint8Array>({
     async start(controller) {
-      const signal = options.signal;
-      if (signal !== undefined) {
-        const onAbort = () => {
-          const error = CancelledError.fromSignal(signal);
-          stop(error);
-          controller.error(error);
-        };
-        if (signal.aborted) return onAbort();
-        signal.addEventListener("abort", onAbort, { once: true });
-        aborter.signal.addEventListener(
-          "abort",
-          () => signal.removeEventListener("abort", onAbort),
-          { once: true },
-        );
-      }
+      if (cancelOnAbort(options.signal, aborter, controller)) return;
       const keys = await deriveFileKeys(key, fromHex(map.salt), map.suite);
       if (!await verifyCommitment(keys.commitKey, map)) {
         const error = new IntegrityError(

@@ -28,6 +28,7 @@
  */
 
 import { retry, type RetryOptions } from "../retry/retry.ts";
+import { cancelOnAbort } from "./_abort.ts";
 import { unwrapRetryError } from "./_retry.ts";
 import {
   CancelledError,
@@ -306,7 +307,6 @@ export function rangeStream(
   const doFetch = options.fetch ?? fetch;
   const emit = options.onProgress ?? (() => {});
   const aborter = new AbortController();
-  const outer = options.signal;
 
   let pos = start; // the next byte to deliver
   let target = end; // one past the last byte, once known
@@ -560,19 +560,7 @@ export function rangeStream(
 
   return new ReadableStream<Uint8Array>({
     start(controller) {
-      if (outer === undefined) return;
-      const onAbort = () => {
-        const error = CancelledError.fromSignal(outer);
-        aborter.abort(error);
-        controller.error(error);
-      };
-      if (outer.aborted) return onAbort();
-      outer.addEventListener("abort", onAbort, { once: true });
-      aborter.signal.addEventListener(
-        "abort",
-        () => outer.removeEventListener("abort", onAbort),
-        { once: true },
-      );
+      cancelOnAbort(options.signal, aborter, controller);
     },
     async pull(controller) {
       try {
