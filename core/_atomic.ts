@@ -17,6 +17,19 @@ export async function syncDirectory(dir: string): Promise<void> {
   await handle.sync();
 }
 
+/** Writes all of `bytes` at the file's position (a write may be short), checking `signal` between writes. */
+export async function writeAll(
+  file: Deno.FsFile,
+  bytes: Uint8Array,
+  signal?: AbortSignal,
+): Promise<void> {
+  let at = 0;
+  while (at < bytes.length) {
+    signal?.throwIfAborted();
+    at += await file.write(bytes.subarray(at));
+  }
+}
+
 /**
  * Writes `bytes` to `path` atomically. The temp file is removed on every
  * failure, including an abort of `signal` between steps.
@@ -35,11 +48,7 @@ export async function writeFileAtomic(
         createNew: true,
         mode: options.mode ?? 0o644,
       });
-      let at = 0;
-      while (at < bytes.length) {
-        options.signal?.throwIfAborted();
-        at += await file.write(bytes.subarray(at));
-      }
+      await writeAll(file, bytes, options.signal);
       await file.syncData();
     }
     options.signal?.throwIfAborted();

@@ -25,7 +25,12 @@ import { retry, type RetryOptions } from "../retry/retry.ts";
 import { cancelOnAbort } from "./_abort.ts";
 import { fromHex } from "./_bytes.ts";
 import { unwrapRetryError } from "./_retry.ts";
-import { deriveFileKeys, KEY_SIZE, verifyCommitment } from "./_sealed.ts";
+import {
+  type ChunkCipher,
+  deriveFileKeys,
+  KEY_SIZE,
+  verifyCommitment,
+} from "./_sealed.ts";
 import { type ChunkStore, verifyAddress } from "./chunk_store.ts";
 import { type DataMap, parseDataMap } from "./data_map.ts";
 import { CancelledError, IntegrityError } from "./errors.ts";
@@ -152,7 +157,7 @@ export function decryptStream(
   const count = map.chunks.length;
   const aborter = new AbortController();
   const window: Promise<Uint8Array>[] = [];
-  let cipher: Awaited<ReturnType<typeof deriveFileKeys>>["cipher"];
+  let cipher: ChunkCipher;
   let next = first; // the next chunk to start fetching
   let delivered = 0;
 

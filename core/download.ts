@@ -33,7 +33,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { dirname } from "node:path";
 import type { RetryOptions } from "../retry/retry.ts";
-import { syncDirectory, writeFileAtomic } from "./_atomic.ts";
+import { syncDirectory, writeAll, writeFileAtomic } from "./_atomic.ts";
 import {
   CancelledError,
   HttpError,
@@ -351,11 +351,6 @@ export async function download(
     restarts,
     attempts,
   };
-}
-
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  let at = 0;
-  while (at < bytes.length) at += await file.write(bytes.subarray(at));
 }
 
 // Hashes the first `length` bytes of the .part (the prefix a resume keeps).
