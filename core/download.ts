@@ -300,7 +300,9 @@ export async function download(
         await checkpoint().catch(() => {});
         throw CancelledError.fromSignal(signal);
       }
-      if (needsRestart(error)) {
+      // Restarting helps only when there are bytes to discard; from 0 the
+      // same answer would come again.
+      if (offset > 0 && needsRestart(error)) {
         await restart(error);
         continue;
       }

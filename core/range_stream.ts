@@ -105,8 +105,10 @@ export interface RangeStreamOptions {
 /**
  * The server ignored or misanswered a range request after bytes were
  * delivered (a 200 instead of a 206, a 206 at another offset or of another
- * length, a malformed `Content-Range`). Not retryable within the stream:
- * delivered bytes cannot be taken back; a downloader can restart from 0.
+ * length, a malformed `Content-Range`), or sent an encoded body (gzip, br)
+ * although `Accept-Encoding: identity` was asked for. Not retryable within
+ * the stream: delivered bytes cannot be taken back; a downloader can restart
+ * from 0.
  *
  * @example
  * ```ts
@@ -234,9 +236,13 @@ export function strongValidator(
  * Every request carries `Accept-Encoding: identity` (ranges count encoded
  * bytes). The first response pins the resource: its strong validator goes
  * out as `If-Range` on every resume, and its total size must not change.
- * Each 206 must start exactly where asked, end within the range, agree with
- * its `Content-Length` and carry no `Content-Encoding`. A short but valid 206
- * is followed by more requests until the range is complete.
+ * Each 206 must start exactly where asked, end within the range and agree
+ * with its `Content-Length`, and no body may carry a `Content-Encoding`. A
+ * short but valid 206 is followed by more requests until the range is
+ * complete. A 200 without a `Content-Length` ends at the connection's close,
+ * which looks the same as a cut connection: when the server advertised
+ * `Accept-Ranges: bytes`, one more range request confirms the end (a 416 for
+ * that total) or carries on (a 206); otherwise the end is taken as given.
  *
  * Failures: 4xx other than 408, 425 and 429 are permanent `HttpError`s; 429
  * and 503 wait for `Retry-After`; network faults, stalls and truncated bodies
@@ -316,6 +322,8 @@ export function rangeStream(
   let body: ReadableStreamDefaultReader<Uint8Array> | undefined;
   let bodyEnd = 0; // one past the last byte the current body should carry
   let attemptAbort: AbortController | undefined;
+  let acceptsRanges = false; // the server said Accept-Ranges: bytes
+  let probed = false; // the end of a body without a length was checked
 
   const fail = (reason: string) =>
     new RangeNotHonoredError({ url: href, offset: pos, reason });
@@ -367,19 +375,26 @@ export function rangeStream(
       if (target === undefined && total !== undefined) target = total;
       first = false;
       bodyEnd = bodyEndAt;
+      acceptsRanges ||=
+        response.headers.get("accept-ranges")?.toLowerCase() === "bytes";
       body = response.body?.getReader();
       emit({ type: "response", status, offset: pos, total, validator: pin });
     };
     try {
+      // Byte offsets count encoded bytes, and identity was asked for: an
+      // encoded body is not the file, whatever the status.
+      const encoding = response.headers.get("content-encoding");
+      if (
+        response.ok && encoding !== null &&
+        encoding.toLowerCase() !== "identity"
+      ) {
+        throw fail(
+          `the server sent a ${encoding}-encoded body although identity was asked for`,
+        );
+      }
       if (response.status === 206) {
         if (!ranged) {
           throw fail("the server answered 206 to a request without a range");
-        }
-        const encoding = response.headers.get("content-encoding");
-        if (encoding !== null && encoding.toLowerCase() !== "identity") {
-          throw fail(
-            `the 206 is ${encoding}-encoded, so its byte offsets are not the file's`,
-          );
         }
         const match = CONTENT_RANGE.exec(
           response.headers.get("content-range") ?? "",
@@ -422,12 +437,8 @@ export function rangeStream(
             })
             : fail("the server ignored the range and sent the whole resource");
         }
-        const encoding = response.headers.get("content-encoding");
         const length = response.headers.get("content-length");
-        const totalNow =
-          length !== null && (encoding === null || encoding === "identity")
-            ? Number(length)
-            : undefined;
+        const totalNow = length !== null ? Number(length) : undefined;
         // A whole 200 is fine from byte 0; its Content-Range, if any, means nothing.
         accept(200, totalNow ?? Infinity, totalNow);
         return;
@@ -539,9 +550,14 @@ export function rangeStream(
         }
       }
       if (piece === undefined) {
-        // The body ended where it should: the resource (a 200 without a
-        // length) or the range is done, or a short 206 needs a follow-up.
-        if (target === undefined) return undefined;
+        // The body ended where it should: the range is done (checked at the
+        // top), or a short 206 needs a follow-up.
+        if (target !== undefined) continue;
+        // A 200 without a length ends at the close, as a cut connection
+        // does. Where the server takes ranges, one request at `pos` tells:
+        // a 416 for this total ends the stream, a 206 carries on.
+        if (!acceptsRanges || pos === 0 || probed) return undefined;
+        probed = true;
         continue;
       }
       const room = (target ?? Infinity) - pos;
