@@ -96,6 +96,12 @@ export interface FaultServer extends AsyncDisposable {
   setContent(content: Uint8Array, validators?: Validators): void;
 }
 
+/** How the server sends correct answers. */
+export interface ServeOptions {
+  /** Pace every correct answer to about this rate (default: as fast as the socket takes it). */
+  bytesPerSecond?: number;
+}
+
 /**
  * Serves `content` at `url`, answering request N with `script[N]` when that
  * entry exists; an undefined entry (or a hole) gets the correct answer.
@@ -104,6 +110,7 @@ export async function serveFaults(
   content: Uint8Array,
   script: readonly (Fault | undefined)[] = [],
   validators: Validators = {},
+  options: ServeOptions = {},
 ): Promise<FaultServer> {
   const requests: RecordedRequest[] = [];
   const connections = new Set<Connection>();
@@ -187,7 +194,16 @@ export async function serveFaults(
     const reply = fault === undefined
       ? correctReply(parsed, snapshot)
       : await faultyReply(fault, parsed, snapshot);
-    await connection.write(reply.wire(isHead ? 0 : undefined));
+    const wire = reply.wire(isHead ? 0 : undefined);
+    const rate = fault === undefined ? options.bytesPerSecond : undefined;
+    if (rate === undefined) await connection.write(wire);
+    else {
+      const stop = AbortSignal.any([disposal.signal, connection.signal]);
+      for (let at = 0; at < wire.length && !stop.aborted; at += WRITE_PIECE) {
+        await connection.write(wire.subarray(at, at + WRITE_PIECE));
+        await sleep(WRITE_PIECE / rate * 1000, stop);
+      }
+    }
     await connection.end();
   }
 

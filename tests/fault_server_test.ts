@@ -123,6 +123,18 @@ Deno.test("serveFaults serves the whole file with Accept-Ranges, a strong ETag a
   assert.equal(headers.get("connection"), "close");
 });
 
+Deno.test("serveFaults paces correct answers to bytesPerSecond", async () => {
+  const content = randomBytes(1024 * 1024);
+  await using server = await serveFaults(content, [], {}, {
+    bytesPerSecond: 4 * 1024 * 1024,
+  });
+  const started = performance.now();
+  const { body } = await get(server.url);
+  assert.deepEqual(body, content);
+  // 16 pieces of 64 KiB, each followed by its share of a second.
+  assert.ok(performance.now() - started >= 200);
+});
+
 Deno.test("serveFaults answers bytes=a-b, bytes=a- and bytes=-n with exact 206s", async () => {
   const content = randomBytes(SIZE);
   await using server = await serveFaults(content);
