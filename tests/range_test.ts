@@ -1,5 +1,5 @@
-// rangeStream and download() against real loopback servers that misbehave
-// on purpose, one fault per request, then answer as RFC 9110 says.
+// rangeStream and download() against the fault server (tests/_fault_server.ts):
+// one fault per request, then answers as RFC 9110 says.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -17,118 +17,24 @@ import {
   LockedError,
 } from "../core/errors.ts";
 import { randomBytes } from "./_data.ts";
+import { type Fault, serveFaults } from "./_fault_server.ts";
 
 const FAST = { baseDelayMs: 1, maxDelayMs: 5 };
-
-type Fault = (
-  request: Request,
-  content: Uint8Array<ArrayBuffer>,
-) => Response | undefined;
-
-interface Served {
-  url: string;
-  requests: {
-    range: string | null;
-    ifRange: string | null;
-    encoding: string | null;
-  }[];
-  content: Uint8Array<ArrayBuffer>;
-  etag: string;
-  [Symbol.asyncDispose](): Promise<void>;
-}
-
-/** A correct range server, except that request N first goes through faults[N]. */
-function serveFile(
-  content: Uint8Array<ArrayBuffer>,
-  faults: (Fault | undefined)[] = [],
-  etag = '"v1"',
-): Served {
-  const served: Served = {
-    url: "",
-    requests: [],
-    content,
-    etag,
-    [Symbol.asyncDispose]: () => server.shutdown(),
-  };
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    onListen() {},
-    onError: () => new Response(null, { status: 500 }),
-  }, (request) => {
-    const n = served.requests.length;
-    served.requests.push({
-      range: request.headers.get("range"),
-      ifRange: request.headers.get("if-range"),
-      encoding: request.headers.get("accept-encoding"),
-    });
-    const body = served.content;
-    const fault = faults[n]?.(request, body);
-    if (fault) return fault;
-    const headers: Record<string, string> = {
-      etag: served.etag,
-      "accept-ranges": "bytes",
-    };
-    const range = /^bytes=(\d+)-(\d*)$/.exec(
-      request.headers.get("range") ?? "",
-    );
-    const ifRange = request.headers.get("if-range");
-    if (range === null || (ifRange !== null && ifRange !== served.etag)) {
-      return new Response(body, { headers });
-    }
-    const start = Number(range[1]);
-    const end = range[2]
-      ? Math.min(Number(range[2]), body.length - 1)
-      : body.length - 1;
-    if (start >= body.length) {
-      return new Response(null, {
-        status: 416,
-        headers: { "content-range": `bytes */${body.length}` },
-      });
-    }
-    headers["content-range"] = `bytes ${start}-${end}/${body.length}`;
-    return new Response(body.slice(start, end + 1), { status: 206, headers });
-  });
-  served.url = `http://127.0.0.1:${server.addr.port}/file`;
-  return served;
-}
-
-/** A response that promises the rest of the file, sends `bytes` of it, then breaks the connection. */
-function resetAfter(bytes: number, etag = '"v1"'): Fault {
-  return (request, content) => {
-    const start = Number(
-      /bytes=(\d+)-/.exec(request.headers.get("range") ?? "")?.[1] ?? 0,
-    );
-    let sent = false;
-    const stream = new ReadableStream<Uint8Array>({
-      pull(c) {
-        if (sent) return c.error(new Error("connection reset by test"));
-        sent = true;
-        c.enqueue(content.slice(start, start + bytes));
-      },
-    });
-    const headers: Record<string, string> = {
-      etag,
-      "content-length": String(content.length - start),
-    };
-    if (start > 0) {
-      headers["content-range"] = `bytes ${start}-${
-        content.length - 1
-      }/${content.length}`;
-    }
-    return new Response(stream, { status: start > 0 ? 206 : 200, headers });
-  };
-}
+const V1 = { etag: '"v1"' };
+const resetAfter = (afterBytes: number): Fault => ({
+  kind: "reset",
+  afterBytes,
+});
 
 const sha256 = (bytes: Uint8Array) =>
   createHash("sha256").update(bytes).digest("hex");
 
 Deno.test("rangeStream() resumes a reset mid-body with an open range pinned by If-Range", async () => {
   const content = randomBytes(300_000);
-  await using server = serveFile(content, [
+  await using server = await serveFaults(content, [
     resetAfter(100_000),
     resetAfter(50_000),
-  ]);
+  ], V1);
   const out = await new Response(rangeStream(server.url, { retry: FAST }))
     .bytes();
   assert.equal(sha256(out), sha256(content));
@@ -137,16 +43,15 @@ Deno.test("rangeStream() resumes a reset mid-body with an open range pinned by I
     ["bytes=100000-", '"v1"'],
     ["bytes=150000-", '"v1"'],
   ]);
-  assert.ok(server.requests.every((r) => r.encoding === "identity"));
+  assert.ok(server.requests.every((r) => r.acceptEncoding === "identity"));
 });
 
 Deno.test("rangeStream() never sends a weak ETag in If-Range", async () => {
   const content = randomBytes(50_000);
-  await using server = serveFile(
-    content,
-    [resetAfter(10_000, 'W/"weak"')],
-    'W/"weak"',
-  );
+  await using server = await serveFaults(content, [resetAfter(10_000)], {
+    etag: '"weak"',
+    weak: true,
+  });
   const out = await new Response(rangeStream(server.url, { retry: FAST }))
     .bytes();
   assert.equal(sha256(out), sha256(content));
@@ -156,13 +61,13 @@ Deno.test("rangeStream() never sends a weak ETag in If-Range", async () => {
 
 Deno.test("rangeStream() rejects a resume answered by a changed resource", async () => {
   const content = randomBytes(50_000);
-  await using server = serveFile(content, [resetAfter(10_000)]);
+  await using server = await serveFaults(content, [resetAfter(10_000)], V1);
   const stream = rangeStream(server.url, { retry: FAST });
   const reader = stream.getReader();
   let received = 0;
   while (received < 10_000) received += (await reader.read()).value!.length;
   assert.equal(received, 10_000);
-  server.etag = '"v2"'; // the file changes on the server
+  server.setContent(content, { etag: '"v2"' }); // the file changes on the server
   await assert.rejects(
     reader.read(),
     (e) => e instanceof ResourceChangedError && e.what === "content",
@@ -172,33 +77,20 @@ Deno.test("rangeStream() rejects a resume answered by a changed resource", async
 Deno.test("rangeStream() rejects a 206 at the wrong offset, of the wrong length or encoded", async () => {
   const content = randomBytes(40_000);
   const wrong: Record<string, Fault> = {
-    "wrong offset": () =>
-      new Response(content.slice(9_000), {
-        status: 206,
-        headers: { etag: '"v1"', "content-range": `bytes 9000-39999/40000` },
-      }),
-    "wrong length": () =>
-      new Response(content.slice(10_000, 20_000), {
-        status: 206,
-        headers: { etag: '"v1"', "content-range": `bytes 10000-39999/40000` },
-      }),
-    "malformed Content-Range": () =>
-      new Response(content.slice(10_000), {
-        status: 206,
-        headers: { etag: '"v1"', "content-range": "bytes 10000-/40000" },
-      }),
-    "gzip 206": () =>
-      new Response(content.slice(10_000), {
-        status: 206,
-        headers: {
-          etag: '"v1"',
-          "content-range": "bytes 10000-39999/40000",
-          "content-encoding": "gzip",
-        },
-      }),
+    "wrong offset": { kind: "wrongOffset", shift: -1000 },
+    "wrong length": { kind: "wrongLength" },
+    "malformed Content-Range": {
+      kind: "contentRange",
+      value: "bytes 10000-/40000",
+    },
+    "missing Content-Range": { kind: "contentRange", value: null },
+    "gzip 206": { kind: "gzip" },
   };
   for (const [name, fault] of Object.entries(wrong)) {
-    await using server = serveFile(content, [resetAfter(10_000), fault]);
+    await using server = await serveFaults(content, [
+      resetAfter(10_000),
+      fault,
+    ]);
     const result = await new Response(rangeStream(server.url, { retry: FAST }))
       .bytes().catch((e) => e);
     assert.ok(result instanceof RangeNotHonoredError, `${name}: ${result}`);
@@ -208,13 +100,9 @@ Deno.test("rangeStream() rejects a 206 at the wrong offset, of the wrong length 
 
 Deno.test("rangeStream() rejects a total that changed between attempts", async () => {
   const content = randomBytes(40_000);
-  await using server = serveFile(content, [
+  await using server = await serveFaults(content, [
     resetAfter(10_000),
-    () =>
-      new Response(content.slice(10_000), {
-        status: 206,
-        headers: { etag: '"v1"', "content-range": "bytes 10000-39999/50000" },
-      }),
+    { kind: "contentRange", value: "bytes 10000-39999/50000" },
   ]);
   await assert.rejects(
     new Response(rangeStream(server.url, { retry: FAST })).bytes(),
@@ -224,22 +112,12 @@ Deno.test("rangeStream() rejects a total that changed between attempts", async (
 
 Deno.test("rangeStream() follows a short 206 with more range requests", async () => {
   const content = randomBytes(30_000);
-  const short: Fault = () =>
-    new Response(content.slice(0, 1000), {
-      status: 206,
-      headers: { etag: '"v1"', "content-range": "bytes 0-999/30000" },
-    });
-  await using server = serveFile(content, [undefined, short]);
-  const out = await new Response(
-    rangeStream(server.url, { start: 0, end: 30_000 }),
-  ).bytes();
-  // Request 0 is whole; to exercise the short 206, ask for a range that starts elsewhere too.
-  assert.equal(sha256(out), sha256(content));
-  await using again = serveFile(content, [short]);
-  const ranged = await new Response(rangeStream(again.url, { end: 30_000 }))
+  const short: Fault = { kind: "shortRange", bytes: 1000 };
+  await using server = await serveFaults(content, [short]);
+  const out = await new Response(rangeStream(server.url, { end: 30_000 }))
     .bytes();
-  assert.equal(sha256(ranged), sha256(content));
-  assert.deepEqual(again.requests.map((r) => r.range), [
+  assert.equal(sha256(out), sha256(content));
+  assert.deepEqual(server.requests.map((r) => r.range), [
     "bytes=0-29999",
     "bytes=1000-29999",
   ]);
@@ -247,9 +125,13 @@ Deno.test("rangeStream() follows a short 206 with more range requests", async ()
 
 Deno.test("rangeStream() waits out 503 and 429 with Retry-After and fails 404 at once", async () => {
   const content = randomBytes(1000);
-  const busy = (status: number, after: string): Fault => () =>
-    new Response("busy", { status, headers: { "retry-after": after } });
-  await using server = serveFile(content, [
+  const busy = (status: number, after: string): Fault => ({
+    kind: "status",
+    status,
+    headers: { "retry-after": after },
+    body: "busy",
+  });
+  await using server = await serveFaults(content, [
     busy(503, "0"),
     busy(429, new Date(Date.now() - 1000).toUTCString()),
   ]);
@@ -257,8 +139,8 @@ Deno.test("rangeStream() waits out 503 and 429 with Retry-After and fails 404 at
     .bytes();
   assert.deepEqual(out, content);
   assert.equal(server.requests.length, 3);
-  await using missing = serveFile(content, [
-    () => new Response("no", { status: 404 }),
+  await using missing = await serveFaults(content, [
+    { kind: "status", status: 404 },
   ]);
   await assert.rejects(
     new Response(rangeStream(missing.url, { retry: FAST })).bytes(),
@@ -269,21 +151,9 @@ Deno.test("rangeStream() waits out 503 and 429 with Retry-After and fails 404 at
 
 Deno.test("rangeStream() drops a stalled connection and resumes", async () => {
   const content = randomBytes(20_000);
-  const stall: Fault = () => {
-    let sent = false;
-    return new Response(
-      new ReadableStream({
-        pull(c) {
-          if (sent) return new Promise<void>(() => {}); // never another byte
-          sent = true;
-          c.enqueue(content.slice(0, 5000));
-          return undefined;
-        },
-      }),
-      { headers: { etag: '"v1"', "content-length": "20000" } },
-    );
-  };
-  await using server = serveFile(content, [stall]);
+  await using server = await serveFaults(content, [
+    { kind: "stall", afterBytes: 5000, ms: 10_000 },
+  ]);
   const out = await new Response(
     rangeStream(server.url, { stallTimeoutMs: 100, retry: FAST }),
   ).bytes();
@@ -292,7 +162,7 @@ Deno.test("rangeStream() drops a stalled connection and resumes", async () => {
 });
 
 Deno.test("rangeStream() reads an empty file", async () => {
-  await using server = serveFile(new Uint8Array(0));
+  await using server = await serveFaults(new Uint8Array(0));
   assert.equal((await new Response(rangeStream(server.url)).bytes()).length, 0);
 });
 
@@ -309,10 +179,10 @@ Deno.test("download() keeps the .part on failure and the next call resumes from 
   await using dir = await tempDir();
   const path = `${dir.path}/file.bin`;
   // The first server dies for good after 1.5 MB.
-  await using broken = serveFile(content, [
+  await using broken = await serveFaults(content, [
     resetAfter(1_500_000),
-    ...Array(10).fill(() => new Response("gone", { status: 503 })),
-  ]);
+    ...Array(10).fill({ kind: "status", status: 503 }),
+  ], V1);
   await assert.rejects(
     download(broken.url, path, {
       checkpointBytes: 256 * 1024,
@@ -327,7 +197,7 @@ Deno.test("download() keeps the .part on failure and the next call resumes from 
     "a final checkpoint covers every byte written",
   );
   assert.deepEqual(manifest.validator, { header: "etag", value: '"v1"' });
-  await using good = serveFile(content);
+  await using good = await serveFaults(content, [], V1);
   const receipt = await download(good.url, path, {
     sha256: sha256(content),
     size: content.length,
@@ -348,14 +218,14 @@ Deno.test("download() restarts from 0 when the file changed between calls", asyn
   const after = randomBytes(600_000);
   await using dir = await tempDir();
   const path = `${dir.path}/f`;
-  await using old = serveFile(before, [
+  await using old = await serveFaults(before, [
     resetAfter(200_000),
-    ...Array(5).fill(() => new Response(null, { status: 503 })),
+    ...Array(5).fill({ kind: "status", status: 503 }),
   ]);
   await assert.rejects(
     download(old.url, path, { retry: { ...FAST, maxAttempts: 1 } }),
   );
-  await using changed = serveFile(after, [], '"v2"');
+  await using changed = await serveFaults(after);
   const events: DownloadEvent[] = [];
   const receipt = await download(changed.url, path, {
     onProgress: (e) => events.push(e),
@@ -380,7 +250,7 @@ Deno.test("download() completes a .part that is already whole when the server an
       offset: 100_000,
     }),
   );
-  await using server = serveFile(content);
+  await using server = await serveFaults(content, [], V1);
   const receipt = await download(server.url, path, { sha256: sha256(content) });
   assert.equal(receipt.resumedFrom, 100_000);
   assert.equal(server.requests[0]?.range, "bytes=100000-");
@@ -389,7 +259,7 @@ Deno.test("download() completes a .part that is already whole when the server an
 
 Deno.test("download() with a wrong sha256 throws IntegrityError and leaves nothing behind", async () => {
   await using dir = await tempDir();
-  await using server = serveFile(randomBytes(10_000));
+  await using server = await serveFaults(randomBytes(10_000));
   await assert.rejects(
     download(server.url, `${dir.path}/f`, { sha256: "ab".repeat(32) }),
     IntegrityError,
@@ -402,7 +272,7 @@ Deno.test("download() refuses a second writer of the same .part with LockedError
   const path = `${dir.path}/f`;
   using holder = await Deno.open(`${path}.part`, { write: true, create: true });
   await holder.lock(true);
-  await using server = serveFile(randomBytes(1000));
+  await using server = await serveFaults(randomBytes(1000));
   // Another process holds the lock: file locks are per open file description.
   await assert.rejects(download(server.url, path), LockedError);
   assert.equal(server.requests.length, 0);
@@ -413,24 +283,16 @@ Deno.test("download() aborted by its signal throws CancelledError and keeps the 
   const path = `${dir.path}/f`;
   const content = randomBytes(200_000);
   const controller = new AbortController();
-  const slow: Fault = () => {
-    let sent = false;
-    return new Response(
-      new ReadableStream({
-        pull(c) {
-          if (sent) return new Promise<void>(() => {});
-          sent = true;
-          c.enqueue(content.slice(0, 50_000));
-          setTimeout(() => controller.abort(), 50);
-          return undefined;
-        },
-      }),
-      { headers: { etag: '"v1"', "content-length": "200000" } },
-    );
-  };
-  await using server = serveFile(content, [slow]);
+  await using server = await serveFaults(content, [
+    { kind: "stall", afterBytes: 50_000, ms: 10_000 },
+  ]);
   await assert.rejects(
-    download(server.url, path, { signal: controller.signal }),
+    download(server.url, path, {
+      signal: controller.signal,
+      onProgress: (e) => {
+        if (e.type === "progress" && e.bytes >= 50_000) controller.abort();
+      },
+    }),
     CancelledError,
   );
   const manifest = JSON.parse(await Deno.readTextFile(`${path}.part.json`));
@@ -443,10 +305,10 @@ Deno.test("download() aborted by its signal throws CancelledError and keeps the 
 Deno.test("download() fails over to the next mirror when one fails permanently", async () => {
   const content = randomBytes(100_000);
   await using dir = await tempDir();
-  await using dead = serveFile(content, [
-    () => new Response("no", { status: 404 }),
+  await using dead = await serveFaults(content, [
+    { kind: "status", status: 404 },
   ]);
-  await using alive = serveFile(content);
+  await using alive = await serveFaults(content);
   const events: DownloadEvent[] = [];
   const receipt = await download([dead.url, alive.url], `${dir.path}/f`, {
     onProgress: (e) => events.push(e),
