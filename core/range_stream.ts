@@ -328,6 +328,44 @@ export function rangeStream(
   const fail = (reason: string) =>
     new RangeNotHonoredError({ url: href, offset: pos, reason });
 
+  // The stall watchdog: one timer at a time, not one per read. While a
+  // response or a piece is awaited, nothing for `stallMs` aborts the attempt
+  // and fails the wait (an abort alone does not always wake a pending body
+  // read), so that the stream resumes on a new connection.
+  let stalled: ((error: unknown) => void) | undefined;
+  let readSince = 0;
+  let watchdog: ReturnType<typeof setTimeout> | undefined;
+  const watch = () => {
+    watchdog = undefined;
+    if (stalled === undefined) return;
+    const idle = performance.now() - readSince;
+    if (idle < stallMs) {
+      watchdog = setTimeout(watch, stallMs - idle);
+      return;
+    }
+    const error = new DOMException(
+      `no bytes for ${stallMs} ms`,
+      "TimeoutError",
+    );
+    attemptAbort?.abort(error);
+    stalled(error);
+  };
+  aborter.signal.addEventListener("abort", () => clearTimeout(watchdog));
+
+  // Waits for `promise` (a response or a piece) within the stall timeout.
+  const watched = async <T>(promise: Promise<T>): Promise<T> => {
+    readSince = performance.now();
+    watchdog ??= setTimeout(watch, stallMs);
+    try {
+      return await new Promise<T>((resolve, reject) => {
+        stalled = reject;
+        promise.then(resolve, reject);
+      });
+    } finally {
+      stalled = undefined;
+    }
+  };
+
   // One request; on success `body` is ready to read from `pos`.
   const open = async (signal: AbortSignal): Promise<void> => {
     const headers = new Headers(options.headers);
@@ -338,7 +376,7 @@ export function rangeStream(
       headers.set("range", `bytes=${pos}-${end === undefined ? "" : end - 1}`);
       if (pin !== undefined) headers.set("if-range", pin.value);
     }
-    const response = await doFetch(href, { headers, signal });
+    const response = await watched(doFetch(href, { headers, signal }));
     const accept = (
       status: number,
       bodyEndAt: number,
@@ -470,24 +508,8 @@ export function rangeStream(
 
   // Reads the next piece of the current body within the stall timeout.
   const readPiece = async (): Promise<Uint8Array | undefined> => {
-    const reader = body!;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stalled = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new DOMException(
-          `no bytes for ${stallMs} ms`,
-          "TimeoutError",
-        );
-        attemptAbort?.abort(error);
-        reject(error);
-      }, stallMs);
-    });
-    try {
-      const { done, value } = await Promise.race([reader.read(), stalled]);
-      return done ? undefined : value;
-    } finally {
-      clearTimeout(timer);
-    }
+    const { done, value } = await watched(body!.read());
+    return done ? undefined : value;
   };
 
   // One piece of the current body, or undefined when it ended where it should.

@@ -161,6 +161,27 @@ Deno.test("rangeStream() drops a stalled connection and resumes", async () => {
   assert.equal(server.requests[1]?.range, "bytes=5000-");
 });
 
+Deno.test("rangeStream() gives up on a server that never answers and asks again", async () => {
+  const content = randomBytes(20_000);
+  // Headers never come: the handler waits until the server is disposed.
+  const silent: Fault = {
+    kind: "respond",
+    handler: (request) =>
+      new Promise((_, reject) =>
+        request.signal.addEventListener(
+          "abort",
+          () => reject(request.signal.reason),
+        )
+      ),
+  };
+  await using server = await serveFaults(content, [silent]);
+  const out = await new Response(
+    rangeStream(server.url, { stallTimeoutMs: 100, retry: FAST }),
+  ).bytes();
+  assert.equal(sha256(out), sha256(content));
+  assert.deepEqual(server.requests.map((r) => r.range), [null, null]);
+});
+
 Deno.test("rangeStream() reads an empty file", async () => {
   await using server = await serveFaults(new Uint8Array(0));
   assert.equal((await new Response(rangeStream(server.url)).bytes()).length, 0);
