@@ -33,7 +33,8 @@
 import { createHash, type Hash } from "node:crypto";
 import { dirname } from "node:path";
 import type { RetryOptions } from "../retry/retry.ts";
-import { syncDirectory, writeAll, writeFileAtomic } from "./_atomic.ts";
+import { syncDirectory, writeFileAtomic } from "./_atomic.ts";
+import { WriteBehind } from "./_write_behind.ts";
 import {
   CancelledError,
   HttpError,
@@ -57,9 +58,9 @@ export type DownloadEvent =
     offset: number;
   }
   | {
-    /** Bytes were written. */
+    /** Bytes arrived; they reach the `.part` shortly after, and are durable at the next checkpoint. */
     type: "progress";
-    /** Bytes in the `.part` so far. */
+    /** Bytes received so far, counting from the start of the file. */
     bytes: number;
     /** The file's size, when known. */
     total: number | undefined;
@@ -234,23 +235,33 @@ export async function download(
   let restarts = 0;
   let attempts = 0;
   let hash = await hashPrefix(part, offset);
-  let durable = offset;
 
-  const checkpoint = async () => {
-    await part.syncData();
+  // Called with every byte up to `at` fsynced.
+  const saveManifest = async (at: number) => {
     const manifest: Manifest = {
       version: 1,
       url: urls[mirror]!,
       validator: validator ?? null,
       total: total ?? null,
-      offset,
+      offset: at,
     };
     await writeFileAtomic(
       manifestPath,
       new TextEncoder().encode(JSON.stringify(manifest)),
     );
-    durable = offset;
-    emit({ type: "checkpoint", offset });
+    emit({ type: "checkpoint", offset: at });
+  };
+  // Disk writes and the fsync-then-manifest checkpoints every
+  // `checkpointBytes` run behind the network, in order.
+  const writer = new WriteBehind(part, {
+    offset,
+    syncEvery: checkpointBytes,
+    onDurable: saveManifest,
+  });
+  const checkpoint = async () => {
+    const at = await writer.flush();
+    await part.syncData();
+    await saveManifest(at);
   };
   const restart = async (error: unknown) => {
     if (++restarts > maxRestarts) throw error;
@@ -260,6 +271,7 @@ export async function download(
     total = undefined;
     hash = createHash("sha256");
     await part.truncate(0);
+    writer.reset(0);
     await checkpoint();
   };
 
@@ -288,14 +300,16 @@ export async function download(
       });
       await part.seek(offset, Deno.SeekMode.Start);
       for await (const piece of stream) {
-        await writeAll(part, piece);
         hash.update(piece);
         offset += piece.length;
+        await writer.write(piece);
         emit({ type: "progress", bytes: offset, total });
-        if (offset - durable >= checkpointBytes) await checkpoint();
       }
+      await writer.flush();
       break;
     } catch (error) {
+      // What arrived before the fault is good: it goes to the file first.
+      await writer.flush();
       if (signal?.aborted) {
         await checkpoint().catch(() => {});
         throw CancelledError.fromSignal(signal);
