@@ -1,11 +1,14 @@
 /**
  * sluice: move bytes reliably. Resilience policies (`retry`, `Semaphore`,
  * `mapConcurrent`), sealed chunks (`seal`, `decryptStream`, chunk stores and
- * peers) and the typed errors every module throws.
+ * peers), resumable HTTP (`rangeStream`, `download`), a disk spill store
+ * (`SpillStore`, `spillStream`, `cleanupStale`) and the typed errors every
+ * module throws.
  *
  * Each module also has its own entry point (`@sluice/sluice/retry`,
  * `@sluice/sluice/semaphore`, `@sluice/sluice/chunks`,
- * `@sluice/sluice/errors`), so an application can import only what it uses.
+ * `@sluice/sluice/range`, `@sluice/sluice/spill`, `@sluice/sluice/errors`),
+ * so an application can import only what it uses.
  *
  * @example
  * ```ts
@@ -27,3 +30,4 @@ export * from "./core/chunks.ts";
 export * from "./core/errors.ts";
 export * from "./core/range.ts";
 export * from "./retry/mod.ts";
+export * from "./spill/mod.ts";
