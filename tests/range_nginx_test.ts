@@ -86,21 +86,26 @@ async function fixture(content: Uint8Array) {
   };
 }
 
-Deno.test("nginx: a cancelled download resumes in the next call with a 206 pinned by nginx's ETag", async () => {
-  const content = randomBytes(SIZE);
-  await using f = await fixture(content);
-  const path = `${f.out}/file.bin`;
+/** Starts downloading `url` to `path` and cancels once `bytes` arrived, leaving the .part. */
+async function cancelAfter(url: string, path: string, bytes: number) {
   const stop = new AbortController();
   await assert.rejects(
-    download(f.url, path, {
+    download(url, path, {
       checkpointBytes: MiB,
       signal: stop.signal,
       onProgress: (e) => {
-        if (e.type === "progress" && e.bytes >= 3 * MiB) stop.abort();
+        if (e.type === "progress" && e.bytes >= bytes) stop.abort();
       },
     }),
     CancelledError,
   );
+}
+
+Deno.test("nginx: a cancelled download resumes in the next call with a 206 pinned by nginx's ETag", async () => {
+  const content = randomBytes(SIZE);
+  await using f = await fixture(content);
+  const path = `${f.out}/file.bin`;
+  await cancelAfter(f.url, path, 3 * MiB);
   await assert.rejects(Deno.stat(path), Deno.errors.NotFound);
   const manifest = JSON.parse(await Deno.readTextFile(`${path}.part.json`));
   assert.ok(manifest.offset >= 3 * MiB, `offset ${manifest.offset}`);
@@ -154,17 +159,7 @@ Deno.test("nginx: a file changed on disk between calls is downloaded again from 
   const after = randomBytes(SIZE);
   await using f = await fixture(before);
   const path = `${f.out}/file.bin`;
-  const stop = new AbortController();
-  await assert.rejects(
-    download(f.url, path, {
-      checkpointBytes: MiB,
-      signal: stop.signal,
-      onProgress: (e) => {
-        if (e.type === "progress" && e.bytes >= 2 * MiB) stop.abort();
-      },
-    }),
-    CancelledError,
-  );
+  await cancelAfter(f.url, path, 2 * MiB);
   await replaceOnDisk(`${f.root}/file.bin`, after);
   const log: Exchange[] = [];
   const events: DownloadEvent[] = [];
