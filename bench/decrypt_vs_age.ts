@@ -44,22 +44,28 @@
  */
 
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { dirStore, seal } from "../core/chunks.ts";
+import {
+  mbps,
+  measure,
+  type Measured,
+  median,
+  MiB,
+  mib,
+  parseBenchArgs,
+  range,
+  requireTools,
+  rssFlatness,
+  run,
+  table,
+  TIME,
+  totals,
+  warmCache,
+  writeRandomFile,
+} from "./_process.ts";
 
-const MiB = 1024 * 1024;
 const CHUNK_SIZE = MiB;
-/** The most `crypto.getRandomValues` fills in one call. */
-const RANDOM_PIECE = 64 * 1024;
 const CHILD = new URL("./_decrypt_child.ts", import.meta.url).pathname;
-const TIME = "/usr/bin/time";
-
-/** What `/usr/bin/time -v` reported about one process. */
-interface Measured {
-  wallSeconds: number;
-  maxRssKiB: number;
-  cpuPercent: number;
-}
 
 /** What `bench/_decrypt_child.ts` prints. */
 interface ChildReport {
@@ -83,132 +89,13 @@ interface Row {
 // ---------------------------------------------------------------------------
 // Arguments
 
-const args = parseArgs({
-  args: Deno.args,
-  options: {
-    sizes: { type: "string", default: "256M,1G,2G" },
-    runs: { type: "string", default: "3" },
-    help: { type: "boolean", short: "h", default: false },
-  },
-});
-if (args.values.help) {
-  console.log(
-    "usage: deno run -A bench/decrypt_vs_age.ts [--sizes 256M,1G,2G] [--runs 3]",
-  );
-  Deno.exit(0);
-}
-const sizes = args.values.sizes.split(",").map((text) => ({
-  label: text.trim(),
-  bytes: parseSize(text.trim()),
-}));
-const runs = Number(args.values.runs);
-if (!Number.isInteger(runs) || runs < 1) {
-  throw new RangeError(`--runs must be an integer >= 1, got ${runs}`);
-}
-
-/** `256M`, `1G`, `512K` or plain bytes; suffixes are binary (MiB, GiB). */
-function parseSize(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)([KMG]?)i?B?$/i.exec(text);
-  if (match === null) {
-    throw new TypeError(`Cannot read size ${JSON.stringify(text)}: try 256M`);
-  }
-  const unit = { "": 1, K: 1024, M: MiB, G: 1024 * MiB }[
-    match[2]!.toUpperCase() as "" | "K" | "M" | "G"
-  ];
-  const bytes = Math.round(Number(match[1]) * unit);
-  if (bytes < 1) throw new RangeError(`Size ${text} is empty`);
-  return bytes;
-}
-
-// ---------------------------------------------------------------------------
-// Processes
-
-/** Runs a command, returns its stdout, throws with its stderr if it fails. */
-async function run(cmd: string, cmdArgs: string[]): Promise<string> {
-  const output = await new Deno.Command(cmd, {
-    args: cmdArgs,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  if (!output.success) {
-    throw new Error(
-      `${cmd} ${cmdArgs.join(" ")} exited with ${output.code}:\n${
-        decoder.decode(output.stderr)
-      }`,
-    );
-  }
-  return decoder.decode(output.stdout);
-}
-
-/** Runs a command under `/usr/bin/time -v` and returns its stdout and figures. */
-async function measure(
-  statsFile: string,
-  cmd: string,
-  cmdArgs: string[],
-): Promise<{ stdout: string; measured: Measured }> {
-  const stdout = await run(TIME, ["-v", "-o", statsFile, cmd, ...cmdArgs]);
-  const stats = await Deno.readTextFile(statsFile);
-  const field = (name: string): string => {
-    const line = stats.split("\n").find((l) => l.trim().startsWith(name));
-    if (line === undefined) {
-      throw new Error(`No "${name}" in /usr/bin/time output:\n${stats}`);
-    }
-    return line.slice(line.lastIndexOf(": ") + 2).trim();
-  };
-  // "h:mm:ss" or "m:ss.cc"
-  const wallSeconds = field("Elapsed (wall clock) time").split(":")
-    .reduce((total, part) => total * 60 + Number(part), 0);
-  return {
-    stdout,
-    measured: {
-      wallSeconds,
-      maxRssKiB: Number(field("Maximum resident set size")),
-      cpuPercent: Number(field("Percent of CPU this job got").replace("%", "")),
-    },
-  };
-}
-
-async function requireTools(): Promise<void> {
-  for (const [tool, versionArgs] of [["age", ["--version"]], [TIME, ["-V"]]]) {
-    try {
-      await new Deno.Command(tool as string, {
-        args: versionArgs as string[],
-        stdout: "null",
-        stderr: "null",
-      }).output();
-    } catch {
-      console.error(
-        `Cannot run ${tool}: install it first (apt-get install -y age time)`,
-      );
-      Deno.exit(1);
-    }
-  }
-}
+const { sizes, runs } = parseBenchArgs(
+  "bench/decrypt_vs_age.ts",
+  "256M,1G,2G",
+);
 
 // ---------------------------------------------------------------------------
 // Files
-
-/** Writes `bytes` pseudo-random bytes to `path`, 1 MiB at a time. */
-async function writeRandomFile(path: string, bytes: number): Promise<void> {
-  using file = await Deno.open(path, {
-    write: true,
-    create: true,
-    truncate: true,
-  });
-  const buffer = new Uint8Array(MiB);
-  for (let left = bytes; left > 0;) {
-    const piece = buffer.subarray(0, Math.min(MiB, left));
-    for (let at = 0; at < piece.length; at += RANDOM_PIECE) {
-      crypto.getRandomValues(piece.subarray(at, at + RANDOM_PIECE));
-    }
-    for (let at = 0; at < piece.length;) {
-      at += await file.write(piece.subarray(at));
-    }
-    left -= piece.length;
-  }
-}
 
 function toHex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -238,63 +125,13 @@ async function sealFile(
   return paths;
 }
 
-/** Reads every file under `paths` once, so timed runs find them cached. */
-async function warmCache(paths: string[]): Promise<void> {
-  const buffer = new Uint8Array(MiB);
-  for (const path of paths) {
-    const info = await Deno.stat(path);
-    if (info.isDirectory) {
-      const inside: string[] = [];
-      for await (const entry of Deno.readDir(path)) {
-        inside.push(join(path, entry.name));
-      }
-      await warmCache(inside);
-      continue;
-    }
-    using file = await Deno.open(path, { read: true });
-    while (await file.read(buffer) !== null);
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Figures
-
-function median(values: number[]): number {
-  const sorted = values.toSorted((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2
-    ? sorted[mid]!
-    : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-const mbps = (bytes: number, seconds: number) => bytes / seconds / 1e6;
-const mib = (kib: number) => kib / 1024;
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) =>
-    Math.max(h.length, ...rows.map((r) => r[i]!.length))
-  );
-  const line = (cells: string[]) =>
-    "| " +
-    cells.map((c, i) => i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))
-      .join(" | ") +
-    " |";
-  return [
-    line(header),
-    "|" +
-    widths.map((w, i) =>
-      "-".repeat(i === 0 ? w + 2 : w + 1) + (i === 0 ? "" : ":")
-    )
-      .join("|") +
-    "|",
-    ...rows.map(line),
-  ].join("\n");
-}
-
 // ---------------------------------------------------------------------------
 // Main
 
-await requireTools();
+await requireTools(
+  [["age", ["--version"]], [TIME, ["-V"]]],
+  "age time",
+);
 const loadBefore = Deno.loadavg();
 const tmp = await Deno.makeTempDir({ prefix: "sluice-vs-age-" });
 const cleanUp = () => Deno.removeSync(tmp, { recursive: true });
@@ -400,13 +237,10 @@ try {
 }
 
 const loadAfter = Deno.loadavg();
-const med = <T>(runs: T[], pick: (run: T) => number) => median(runs.map(pick));
 const sluiceMBps = (r: Row) =>
-  mbps(r.bytes, med(r.sluice, (m) => m.wallSeconds));
-const ageMBps = (r: Row) => mbps(r.bytes, med(r.age, (m) => m.wallSeconds));
-const sluiceRss = (r: Row) => mib(med(r.sluice, (m) => m.maxRssKiB));
-const range = (values: number[]) =>
-  `${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)}`;
+  mbps(r.bytes, median(r.sluice, (m) => m.wallSeconds));
+const ageMBps = (r: Row) => mbps(r.bytes, median(r.age, (m) => m.wallSeconds));
+const sluiceRss = (r: Row) => mib(median(r.sluice, (m) => m.maxRssKiB));
 
 console.log(
   `\ndecryptStream (aes-256-gcm, 1 MiB chunks, dirStore, deno ${Deno.version.deno}) vs age -d ${
@@ -428,7 +262,7 @@ console.log(table(
     ageMBps(r).toFixed(0),
     (sluiceMBps(r) / ageMBps(r)).toFixed(2) + "x",
     sluiceRss(r).toFixed(1),
-    mib(med(r.age, (m) => m.maxRssKiB)).toFixed(1),
+    mib(median(r.age, (m) => m.maxRssKiB)).toFixed(1),
   ]),
 ));
 console.log("\nDetails (ranges are min–max over the runs)\n");
@@ -449,40 +283,25 @@ console.log(table(
   ],
   rows.map((r) => [
     r.label,
-    med(r.sluice, (m) => m.wallSeconds).toFixed(2),
-    mbps(r.bytes, med(r.sluice, (m) => m.child.ms) / 1000).toFixed(0),
-    `${med(r.sluice, (m) => m.cpuPercent)}%`,
+    median(r.sluice, (m) => m.wallSeconds).toFixed(2),
+    mbps(r.bytes, median(r.sluice, (m) => m.child.ms) / 1000).toFixed(0),
+    `${median(r.sluice, (m) => m.cpuPercent)}%`,
     range(r.sluice.map((m) => mib(m.maxRssKiB))),
-    med(r.sluice, (m) => m.child.rssMeanMiB).toFixed(1),
-    med(r.sluice, (m) => m.child.heapMaxMiB).toFixed(1),
-    med(r.age, (m) => m.wallSeconds).toFixed(2),
-    `${med(r.age, (m) => m.cpuPercent)}%`,
+    median(r.sluice, (m) => m.child.rssMeanMiB).toFixed(1),
+    median(r.sluice, (m) => m.child.heapMaxMiB).toFixed(1),
+    median(r.age, (m) => m.wallSeconds).toFixed(2),
+    `${median(r.age, (m) => m.cpuPercent)}%`,
     range(r.age.map((m) => mib(m.maxRssKiB))),
     mbps(r.bytes, r.sealSeconds).toFixed(0),
     mbps(r.bytes, r.ageEncryptSeconds).toFixed(0),
   ]),
 ));
 
-if (rows.length >= 2) {
-  const bySize = rows.toSorted((a, b) => a.bytes - b.bytes);
-  const small = bySize[0]!;
-  const large = bySize.at(-1)!;
-  const ratio = sluiceRss(large) / sluiceRss(small);
-  const sampled = med(large.sluice, (m) => m.child.rssMeanMiB) /
-    med(small.sluice, (m) => m.child.rssMeanMiB);
-  console.log(
-    `\nsluice peak RSS ${large.label} / ${small.label}: ${
-      sluiceRss(large).toFixed(1)
-    } / ${sluiceRss(small).toFixed(1)} MiB = ${ratio.toFixed(3)} (${
-      Math.abs(ratio - 1) <= 0.1 ? "flat" : "NOT flat"
-    }: within 10% is flat); sampled mean RSS ratio ${sampled.toFixed(3)}`,
-  );
+const flatness = rssFlatness(rows, sluiceRss);
+if (flatness !== undefined) {
+  const { small, large, line } = flatness;
+  const sampled = median(large.sluice, (m) => m.child.rssMeanMiB) /
+    median(small.sluice, (m) => m.child.rssMeanMiB);
+  console.log(`\n${line}; sampled mean RSS ratio ${sampled.toFixed(3)}`);
 }
-const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
-console.log(
-  `\ntotal time ${
-    ((performance.now() - startedAll) / 1000).toFixed(0)
-  } s; load average before ${load(loadBefore)}, after ${
-    load(loadAfter)
-  } (${navigator.hardwareConcurrency} CPUs)`,
-);
+console.log(`\n${totals(startedAll, loadBefore, loadAfter)}`);

@@ -48,24 +48,29 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { startNginx } from "../tests/_nginx.ts";
+import {
+  mbps,
+  measure,
+  type Measured,
+  median,
+  MiB,
+  mib,
+  parseBenchArgs,
+  range,
+  requireTools,
+  rssFlatness,
+  run,
+  table,
+  TIME,
+  totals,
+  warmCache,
+  writeRandomFile,
+} from "./_process.ts";
 
-const MiB = 1024 * 1024;
-/** The most `crypto.getRandomValues` fills in one call. */
-const RANDOM_PIECE = 64 * 1024;
 const WARM_UP_FILE = "warm-up";
 const CHILD = new URL("./_download_child.ts", import.meta.url).pathname;
-const TIME = "/usr/bin/time";
-
-/** What `/usr/bin/time -v` reported about one process. */
-interface Measured {
-  wallSeconds: number;
-  maxRssKiB: number;
-  cpuPercent: number;
-}
 
 /** What `bench/_download_child.ts` prints. */
 interface ChildReport {
@@ -94,113 +99,13 @@ interface Target {
 // ---------------------------------------------------------------------------
 // Arguments
 
-const args = parseArgs({
-  args: Deno.args,
-  options: {
-    sizes: { type: "string", default: "256M,1G" },
-    runs: { type: "string", default: "3" },
-    help: { type: "boolean", short: "h", default: false },
-  },
-});
-if (args.values.help) {
-  console.log(
-    "usage: deno run -A bench/range_vs_curl.ts [--sizes 256M,1G] [--runs 3]",
-  );
-  Deno.exit(0);
-}
-const sizes = args.values.sizes.split(",").map((text) => ({
-  label: text.trim(),
-  bytes: parseSize(text.trim()),
-}));
-const runs = Number(args.values.runs);
-if (!Number.isInteger(runs) || runs < 1) {
-  throw new RangeError(`--runs must be an integer >= 1, got ${runs}`);
-}
-
-/** `256M`, `1G`, `512K` or plain bytes; suffixes are binary (MiB, GiB). */
-function parseSize(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)([KMG]?)i?B?$/i.exec(text);
-  if (match === null) {
-    throw new TypeError(`Cannot read size ${JSON.stringify(text)}: try 256M`);
-  }
-  const unit = { "": 1, K: 1024, M: MiB, G: 1024 * MiB }[
-    match[2]!.toUpperCase() as "" | "K" | "M" | "G"
-  ];
-  const bytes = Math.round(Number(match[1]) * unit);
-  if (bytes < 1) throw new RangeError(`Size ${text} is empty`);
-  return bytes;
-}
+const { sizes, runs } = parseBenchArgs("bench/range_vs_curl.ts", "256M,1G");
 
 // ---------------------------------------------------------------------------
 // Processes
 
 /** Aborted on SIGINT: kills the running process, so clean-up still runs. */
 const interrupt = new AbortController();
-
-/** Runs a command, returns its stdout, throws with its stderr if it fails. */
-async function run(cmd: string, cmdArgs: string[]): Promise<string> {
-  const output = await new Deno.Command(cmd, {
-    args: cmdArgs,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: interrupt.signal,
-  }).output();
-  const decoder = new TextDecoder();
-  if (!output.success) {
-    throw new Error(
-      `${cmd} ${cmdArgs.join(" ")} exited with ${output.code}:\n${
-        decoder.decode(output.stderr)
-      }`,
-    );
-  }
-  return decoder.decode(output.stdout);
-}
-
-/** Runs a command under `/usr/bin/time -v` and returns its stdout and figures. */
-async function measure(
-  statsFile: string,
-  cmd: string,
-  cmdArgs: string[],
-): Promise<{ stdout: string; measured: Measured }> {
-  const stdout = await run(TIME, ["-v", "-o", statsFile, cmd, ...cmdArgs]);
-  const stats = await Deno.readTextFile(statsFile);
-  const field = (name: string): string => {
-    const line = stats.split("\n").find((l) => l.trim().startsWith(name));
-    if (line === undefined) {
-      throw new Error(`No "${name}" in /usr/bin/time output:\n${stats}`);
-    }
-    return line.slice(line.lastIndexOf(": ") + 2).trim();
-  };
-  // "h:mm:ss" or "m:ss.cc"
-  const wallSeconds = field("Elapsed (wall clock) time").split(":")
-    .reduce((total, part) => total * 60 + Number(part), 0);
-  return {
-    stdout,
-    measured: {
-      wallSeconds,
-      maxRssKiB: Number(field("Maximum resident set size")),
-      cpuPercent: Number(field("Percent of CPU this job got").replace("%", "")),
-    },
-  };
-}
-
-async function requireTools(): Promise<void> {
-  for (const [tool, versionArgs] of [["curl", ["--version"]], [TIME, ["-V"]]]) {
-    try {
-      await new Deno.Command(tool as string, {
-        args: versionArgs as string[],
-        stdout: "null",
-        stderr: "null",
-      }).output();
-    } catch {
-      console.error(
-        `Cannot run ${tool}: install it first (apt-get install -y curl time)`,
-      );
-      Deno.exit(1);
-    }
-  }
-}
 
 /** The child's arguments to download `target`. */
 function childArgs(target: Target): string[] {
@@ -209,47 +114,14 @@ function childArgs(target: Target): string[] {
 
 /** Downloads `target` with each client, untimed, deleting the result. */
 async function warmUp(target: Target): Promise<void> {
-  await run(Deno.execPath(), childArgs(target));
+  await run(Deno.execPath(), childArgs(target), interrupt.signal);
   await Deno.remove(target.out);
-  await run("curl", ["-sS", "-o", target.out, target.url]);
+  await run(
+    "curl",
+    ["-sS", "-o", target.out, target.url],
+    interrupt.signal,
+  );
   await Deno.remove(target.out);
-}
-
-// ---------------------------------------------------------------------------
-// Files
-
-/**
- * Writes `bytes` pseudo-random bytes to `path`, 1 MiB at a time, and returns
- * their SHA-256 (hex).
- */
-async function writeRandomFile(path: string, bytes: number): Promise<string> {
-  using file = await Deno.open(path, {
-    write: true,
-    create: true,
-    truncate: true,
-  });
-  const hash = createHash("sha256");
-  const buffer = new Uint8Array(MiB);
-  for (let left = bytes; left > 0;) {
-    interrupt.signal.throwIfAborted();
-    const piece = buffer.subarray(0, Math.min(MiB, left));
-    for (let at = 0; at < piece.length; at += RANDOM_PIECE) {
-      crypto.getRandomValues(piece.subarray(at, at + RANDOM_PIECE));
-    }
-    hash.update(piece);
-    for (let at = 0; at < piece.length;) {
-      at += await file.write(piece.subarray(at));
-    }
-    left -= piece.length;
-  }
-  return hash.digest("hex");
-}
-
-/** Reads `path` once, so timed runs find it in the page cache. */
-async function warmCache(path: string): Promise<void> {
-  using file = await Deno.open(path, { read: true });
-  const buffer = new Uint8Array(MiB);
-  while (await file.read(buffer) !== null);
 }
 
 // ---------------------------------------------------------------------------
@@ -275,10 +147,18 @@ async function measureSize(
   const www = join(dir, "www");
   await Deno.mkdir(www, { recursive: true });
   console.error(`${label}: writing ${bytes} bytes…`);
-  const sha256 = await writeRandomFile(join(www, "file"), bytes);
-  const warmSha256 = await writeRandomFile(join(www, WARM_UP_FILE), MiB);
-  await run("sync", []);
-  await warmCache(join(www, "file"));
+  const sha256 = await writeRandomFile(
+    join(www, "file"),
+    bytes,
+    interrupt.signal,
+  );
+  const warmSha256 = await writeRandomFile(
+    join(www, WARM_UP_FILE),
+    MiB,
+    interrupt.signal,
+  );
+  await run("sync", [], interrupt.signal);
+  await warmCache([join(www, "file")]);
 
   await using server = await startNginx(www);
   const out = join(dir, "out");
@@ -291,6 +171,7 @@ async function measureSize(
       stats,
       Deno.execPath(),
       childArgs(target),
+      interrupt.signal,
     );
     await Deno.remove(out);
     const report = JSON.parse(stdout) as ChildReport;
@@ -305,7 +186,7 @@ async function measureSize(
       "-o",
       out,
       target.url,
-    ]);
+    ], interrupt.signal);
     const got = (await Deno.stat(out)).size;
     await Deno.remove(out);
     if (got !== bytes) {
@@ -320,7 +201,7 @@ async function measureSize(
       "sh",
       out,
       target.url,
-    ]);
+    ], interrupt.signal);
     await Deno.remove(out);
     if (!stdout.startsWith(sha256)) {
       throw new Error(`curl + sha256sum printed ${stdout}`);
@@ -339,44 +220,12 @@ async function measureSize(
 }
 
 // ---------------------------------------------------------------------------
-// Figures
-
-function median(values: number[]): number {
-  const sorted = values.toSorted((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2
-    ? sorted[mid]!
-    : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-const mbps = (bytes: number, seconds: number) => bytes / seconds / 1e6;
-const mib = (kib: number) => kib / 1024;
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) =>
-    Math.max(h.length, ...rows.map((r) => r[i]!.length))
-  );
-  const line = (cells: string[]) =>
-    "| " +
-    cells.map((c, i) => i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))
-      .join(" | ") +
-    " |";
-  return [
-    line(header),
-    "|" +
-    widths.map((w, i) =>
-      "-".repeat(i === 0 ? w + 2 : w + 1) + (i === 0 ? "" : ":")
-    )
-      .join("|") +
-    "|",
-    ...rows.map(line),
-  ].join("\n");
-}
-
-// ---------------------------------------------------------------------------
 // Main
 
-await requireTools();
+await requireTools(
+  [["curl", ["--version"]], [TIME, ["-V"]]],
+  "curl time",
+);
 const loadBefore = Deno.loadavg();
 const tmp = await Deno.makeTempDir({ prefix: "sluice-vs-curl-" });
 const onInterrupt = () => interrupt.abort(new Error("Interrupted (SIGINT)"));
@@ -397,15 +246,13 @@ if (interrupt.signal.aborted) {
 }
 
 const loadAfter = Deno.loadavg();
-const med = <T>(runs: T[], pick: (run: T) => number) => median(runs.map(pick));
 const sluiceMBps = (r: Row) =>
-  mbps(r.bytes, med(r.sluice, (m) => m.wallSeconds));
-const curlMBps = (r: Row) => mbps(r.bytes, med(r.curl, (m) => m.wallSeconds));
+  mbps(r.bytes, median(r.sluice, (m) => m.wallSeconds));
+const curlMBps = (r: Row) =>
+  mbps(r.bytes, median(r.curl, (m) => m.wallSeconds));
 const verifiedMBps = (r: Row) =>
-  mbps(r.bytes, med(r.verified, (m) => m.wallSeconds));
-const sluiceRss = (r: Row) => mib(med(r.sluice, (m) => m.maxRssKiB));
-const range = (values: number[]) =>
-  `${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)}`;
+  mbps(r.bytes, median(r.verified, (m) => m.wallSeconds));
+const sluiceRss = (r: Row) => mib(median(r.sluice, (m) => m.maxRssKiB));
 const curlVersion = (await run("curl", ["--version"])).split(" ")[1];
 
 console.log(
@@ -426,13 +273,13 @@ console.log(table(
   rows.map((r) => [
     r.label,
     sluiceMBps(r).toFixed(0),
-    mbps(r.bytes, med(r.sluice, (m) => m.child.ms) / 1000).toFixed(0),
+    mbps(r.bytes, median(r.sluice, (m) => m.child.ms) / 1000).toFixed(0),
     curlMBps(r).toFixed(0),
     (sluiceMBps(r) / curlMBps(r)).toFixed(2) + "x",
     verifiedMBps(r).toFixed(0),
     (sluiceMBps(r) / verifiedMBps(r)).toFixed(2) + "x",
     sluiceRss(r).toFixed(1),
-    mib(med(r.curl, (m) => m.maxRssKiB)).toFixed(1),
+    mib(median(r.curl, (m) => m.maxRssKiB)).toFixed(1),
   ]),
 ));
 console.log("\nDetails (ranges are min–max over the runs)\n");
@@ -449,34 +296,16 @@ console.log(table(
   ],
   rows.map((r) => [
     r.label,
-    med(r.sluice, (m) => m.wallSeconds).toFixed(2),
-    `${med(r.sluice, (m) => m.cpuPercent)}%`,
+    median(r.sluice, (m) => m.wallSeconds).toFixed(2),
+    `${median(r.sluice, (m) => m.cpuPercent)}%`,
     range(r.sluice.map((m) => mib(m.maxRssKiB))),
-    med(r.sluice, (m) => m.child.rssMaxMiB).toFixed(1),
-    med(r.curl, (m) => m.wallSeconds).toFixed(2),
-    `${med(r.curl, (m) => m.cpuPercent)}%`,
+    median(r.sluice, (m) => m.child.rssMaxMiB).toFixed(1),
+    median(r.curl, (m) => m.wallSeconds).toFixed(2),
+    `${median(r.curl, (m) => m.cpuPercent)}%`,
     range(r.curl.map((m) => mib(m.maxRssKiB))),
   ]),
 ));
 
-if (rows.length >= 2) {
-  const bySize = rows.toSorted((a, b) => a.bytes - b.bytes);
-  const small = bySize[0]!;
-  const large = bySize.at(-1)!;
-  const ratio = sluiceRss(large) / sluiceRss(small);
-  console.log(
-    `\nsluice peak RSS ${large.label} / ${small.label}: ${
-      sluiceRss(large).toFixed(1)
-    } / ${sluiceRss(small).toFixed(1)} MiB = ${ratio.toFixed(3)} (${
-      Math.abs(ratio - 1) <= 0.1 ? "flat" : "NOT flat"
-    }: within 10% is flat)`,
-  );
-}
-const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
-console.log(
-  `\ntotal time ${
-    ((performance.now() - startedAll) / 1000).toFixed(0)
-  } s; load average before ${load(loadBefore)}, after ${
-    load(loadAfter)
-  } (${navigator.hardwareConcurrency} CPUs)`,
-);
+const flatness = rssFlatness(rows, sluiceRss);
+if (flatness !== undefined) console.log(`\n${flatness.line}`);
+console.log(`\n${totals(startedAll, loadBefore, loadAfter)}`);
