@@ -120,6 +120,12 @@ function randomHex(bytes: number): string {
   ).join("");
 }
 
+function endedEarly(key: string): Error {
+  return new Error(
+    `Cannot read spilled value ${JSON.stringify(key)}: it ended early`,
+  );
+}
+
 async function freeBytes(path: string): Promise<number> {
   const stats = await statfs(path);
   return stats.bavail * stats.bsize;
@@ -289,45 +295,52 @@ export class SpillStore implements AsyncDisposable {
       await checkFree(known);
       const hash = createHash("sha256");
       let size = 0;
-      {
+      if (data instanceof Uint8Array) {
+        // The kernel copies the bytes while this thread hashes them.
+        const writing = Deno.writeFile(temp, data, {
+          createNew: true,
+          mode: 0o600,
+          ...(signal ? { signal } : {}),
+        });
+        hash.update(data);
+        await writing;
+        size = data.length;
+      } else {
         using file = await Deno.open(temp, {
           write: true,
           createNew: true,
           mode: 0o600,
         });
-        const write = async (bytes: Uint8Array) => {
-          hash.update(bytes);
+        const writeAll = async (bytes: Uint8Array) => {
           for (let at = 0; at < bytes.length;) {
             signal?.throwIfAborted();
             at += await file.write(bytes.subarray(at));
           }
-          size += bytes.length;
         };
-        if (data instanceof Uint8Array) {
-          await write(data);
-        } else {
-          const reader = data.getReader();
-          let sinceCheck = 0;
-          try {
-            while (true) {
-              signal?.throwIfAborted();
-              const { done, value } = await reader.read();
-              if (done) break;
-              reserve(value.length);
-              held += value.length;
-              sinceCheck += value.length;
-              if (sinceCheck >= FREE_CHECK_BYTES) {
-                sinceCheck = 0;
-                await checkFree(0);
-              }
-              await write(value);
+        const reader = data.getReader();
+        let sinceCheck = 0;
+        try {
+          while (true) {
+            signal?.throwIfAborted();
+            const { done, value } = await reader.read();
+            if (done) break;
+            reserve(value.length);
+            held += value.length;
+            sinceCheck += value.length;
+            if (sinceCheck >= FREE_CHECK_BYTES) {
+              sinceCheck = 0;
+              await checkFree(0);
             }
-          } catch (error) {
-            await reader.cancel(error).catch(() => {});
-            throw error;
-          } finally {
-            reader.releaseLock();
+            const writing = writeAll(value);
+            hash.update(value);
+            await writing;
+            size += value.length;
           }
+        } catch (error) {
+          await reader.cancel(error).catch(() => {});
+          throw error;
+        } finally {
+          reader.releaseLock();
         }
       }
       this.#throwIfClosed();
@@ -348,7 +361,9 @@ export class SpillStore implements AsyncDisposable {
 
   /**
    * Reads the value under `key` as it is now: replacing or deleting it
-   * afterwards does not change what this stream yields.
+   * afterwards does not change what this stream yields. A value of up to
+   * 1 MiB is read whole at once (so an unread stream may hold that much);
+   * a larger one is read in 1 MiB pieces as the stream is pulled.
    *
    * @param key The key.
    * @param options An abort signal, which errors the stream.
@@ -364,8 +379,31 @@ export class SpillStore implements AsyncDisposable {
     const size = this.#values.get(key);
     if (size === undefined) throw new SpillNotFoundError(key);
     const signal = options.signal;
+    const path = join(this.path, "data", key);
+    const mapError = (error: unknown) =>
+      signal?.aborted && error === signal.reason
+        ? CancelledError.fromSignal(signal)
+        : error;
+    if (size <= READ_PIECE) {
+      // Read whole at once: the stream holds this version of the value (at
+      // most one piece) and the first pull hands it over.
+      const reading = Deno.readFile(path, signal ? { signal } : {});
+      reading.catch(() => {}); // reported by the first pull
+      return new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          try {
+            const bytes = await reading;
+            if (bytes.length !== size) throw endedEarly(key);
+            if (bytes.length > 0) controller.enqueue(bytes);
+            controller.close();
+          } catch (error) {
+            throw mapError(error);
+          }
+        },
+      });
+    }
     // Opened at once, so the stream holds this version of the value.
-    const opening = Deno.open(join(this.path, "data", key), { read: true });
+    const opening = Deno.open(path, { read: true });
     opening.catch(() => {}); // reported by the first pull
     let file: Deno.FsFile | undefined;
     let left = size;
@@ -384,20 +422,12 @@ export class SpillStore implements AsyncDisposable {
           }
           const buffer = new Uint8Array(Math.min(left, READ_PIECE));
           const n = await file.read(buffer);
-          if (n === null) {
-            throw new Error(
-              `Cannot read spilled value ${
-                JSON.stringify(key)
-              }: it ended early`,
-            );
-          }
+          if (n === null) throw endedEarly(key);
           left -= n;
           controller.enqueue(buffer.subarray(0, n));
         } catch (error) {
           close();
-          throw signal?.aborted && error === signal.reason
-            ? CancelledError.fromSignal(signal)
-            : error;
+          throw mapError(error);
         }
       },
       cancel() {

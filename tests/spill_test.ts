@@ -185,6 +185,35 @@ Deno.test("SpillStore.put aborted by its signal throws CancelledError and leaves
   assert.deepEqual(await names(join(store.path, "tmp")), []);
 });
 
+Deno.test("SpillStore.put of bytes aborted mid-write throws CancelledError and keeps the old value", async () => {
+  await using root = await tempRoot();
+  await using store = await SpillStore.open({ root: root.path });
+  const old = randomBytes(1000);
+  await store.put("k", old);
+  const controller = new AbortController();
+  const putting = store.put("k", randomBytes(32 * MiB), {
+    signal: controller.signal,
+  });
+  controller.abort();
+  await assert.rejects(putting, CancelledError);
+  assert.equal(store.size, 1000);
+  assert.equal(sha256(await new Response(store.get("k")).bytes()), sha256(old));
+  assert.deepEqual(await names(join(store.path, "tmp")), []);
+});
+
+Deno.test("SpillStore.get aborted by its signal errors the stream with CancelledError", async () => {
+  await using root = await tempRoot();
+  await using store = await SpillStore.open({ root: root.path });
+  for (const size of [100, 3 * MiB]) { // read whole, and read in pieces
+    await store.put("k", randomBytes(size));
+    const controller = new AbortController();
+    const reader = store.get("k", { signal: controller.signal }).getReader();
+    controller.abort();
+    await assert.rejects(reader.read(), CancelledError, `size ${size}`);
+    assert.ok(store.has("k"));
+  }
+});
+
 Deno.test("two SpillStores on one root stay separate", async () => {
   await using root = await tempRoot();
   const a = await SpillStore.open({ root: root.path });
