@@ -268,6 +268,25 @@ Deno.bench({
 
 const GET = "get 1 GiB";
 
+/**
+ * Reads every value with `read`, which checks its bytes and returns how many
+ * it got, and throws unless each gave 1 MiB and all together 1 GiB.
+ */
+async function readEvery(
+  name: string,
+  read: (i: number) => Promise<number>,
+): Promise<void> {
+  let count = 0;
+  for (let i = 0; i < COUNT; i++) {
+    const got = await read(i);
+    if (got !== VALUE_SIZE) {
+      throw new Error(`${name}: ${names[i]} has ${got} bytes`);
+    }
+    count += got;
+  }
+  checkTotal(name, count);
+}
+
 Deno.bench({
   name: "Deno.readFile",
   group: GET,
@@ -275,16 +294,11 @@ Deno.bench({
   ...SAMPLES,
   async fn() {
     await getStore();
-    let count = 0;
-    for (let i = 0; i < COUNT; i++) {
+    await readEvery("Deno.readFile", async (i) => {
       const bytes = await Deno.readFile(rawGetPaths[i]!);
-      if (bytes.length !== VALUE_SIZE) {
-        throw new Error(`Deno.readFile: ${names[i]} has ${bytes.length} bytes`);
-      }
       checkSample("Deno.readFile", i, 0, bytes);
-      count += bytes.length;
-    }
-    checkTotal("Deno.readFile", count);
+      return bytes.length;
+    });
   },
 });
 
@@ -294,22 +308,16 @@ Deno.bench({
   ...SAMPLES,
   async fn() {
     const store = await getStore();
-    let count = 0;
-    for (let i = 0; i < COUNT; i++) {
+    await readEvery("SpillStore get", async (i) => {
       const reader = store.get(names[i]!).getReader();
       let offset = 0;
       while (true) {
         const { done, value } = await reader.read();
-        if (done) break;
+        if (done) return offset;
         checkSample("SpillStore get", i, offset, value);
         offset += value.length;
       }
-      if (offset !== VALUE_SIZE) {
-        throw new Error(`SpillStore get: ${names[i]} has ${offset} bytes`);
-      }
-      count += offset;
-    }
-    checkTotal("SpillStore get", count);
+    });
   },
 });
 
@@ -319,17 +327,10 @@ Deno.bench({
   ...SAMPLES,
   async fn() {
     const store = await getStore();
-    let count = 0;
-    for (let i = 0; i < COUNT; i++) {
+    await readEvery("Response.bytes", async (i) => {
       const bytes = await new Response(store.get(names[i]!)).bytes();
-      if (bytes.length !== VALUE_SIZE) {
-        throw new Error(
-          `Response.bytes: ${names[i]} has ${bytes.length} bytes`,
-        );
-      }
       checkSample("Response.bytes", i, 0, bytes);
-      count += bytes.length;
-    }
-    checkTotal("Response.bytes", count);
+      return bytes.length;
+    });
   },
 });
