@@ -1,14 +1,15 @@
 // Atomic, durable small-file writes: temp file in the same directory, fsync,
 // rename, fsync the directory. A reader sees the old state or the new one.
 
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 
-function tempName(path: string): string {
-  const random = crypto.getRandomValues(new Uint32Array(2)).join("");
-  return join(
-    dirname(path),
-    `.${path.slice(dirname(path).length + 1)}.${random}.tmp`,
-  );
+/** A fresh temp name beside `path`: `.<name>.<16 hex>.tmp`. */
+export function tempPathFor(path: string): string {
+  const random = Array.from(
+    crypto.getRandomValues(new Uint8Array(8)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  return join(dirname(path), `.${basename(path)}.${random}.tmp`);
 }
 
 /** Fsyncs a directory so a rename inside it survives a crash. */
@@ -39,7 +40,7 @@ export async function writeFileAtomic(
   bytes: Uint8Array,
   options: { signal?: AbortSignal | undefined; mode?: number } = {},
 ): Promise<void> {
-  const temp = tempName(path);
+  const temp = tempPathFor(path);
   let renamed = false;
   try {
     {

@@ -509,6 +509,39 @@ export class LockedError extends SluiceError {
   }
 }
 
+/**
+ * The path to write already holds something, and replacing it was not
+ * asked for: a file sink without `overwrite`, an install without `replace`.
+ *
+ * Not retryable: the path stays taken until someone removes it.
+ *
+ * @example
+ * ```ts
+ * import { TargetExistsError } from "@sluice/sluice/errors";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new TargetExistsError({ path: "/srv/out.bin" });
+ * assert.equal(error.message, "Cannot write /srv/out.bin: it already exists");
+ * assert.equal(error.retryable, false);
+ * ```
+ */
+export class TargetExistsError extends SluiceError {
+  /** Always `false`. */
+  readonly retryable: boolean = false;
+  /** The path that is taken. */
+  readonly path: string;
+
+  /**
+   * Makes the error.
+   *
+   * @param init The taken path, and the `cause` if any.
+   */
+  constructor(init: { path: string } & SluiceErrorOptions) {
+    super(`Cannot write ${init.path}: it already exists`, init);
+    this.path = init.path;
+  }
+}
+
 /** One item that failed inside a {@linkcode PartialFailureError}. */
 export interface ItemFailure<T> {
   /** The item that failed. */
