@@ -2,12 +2,15 @@
  * sluice: move bytes reliably. Resilience policies (`retry`, `Semaphore`,
  * `mapConcurrent`), sealed chunks (`seal`, `decryptStream`, chunk stores and
  * peers), resumable HTTP (`rangeStream`, `download`), a disk spill store
- * (`SpillStore`, `spillStream`, `cleanupStale`) and the typed errors every
- * module throws.
+ * (`SpillStore`, `spillStream`, `cleanupStale`), sinks that deliver a stream
+ * with a receipt (`fileSink`, `channel`, `writableSink`, `webhookSink`,
+ * `sqliteSink`, `parseSinkConfig`, `deliverAll`), atomic files
+ * (`AtomicFile`) and the typed errors every module throws.
  *
  * Each module also has its own entry point (`@sluice/sluice/retry`,
  * `@sluice/sluice/semaphore`, `@sluice/sluice/chunks`,
- * `@sluice/sluice/range`, `@sluice/sluice/spill`, `@sluice/sluice/errors`),
+ * `@sluice/sluice/range`, `@sluice/sluice/spill`, `@sluice/sluice/sinks`,
+ * `@sluice/sluice/atomic`, `@sluice/sluice/errors`),
  * so an application can import only what it uses.
  *
  * @example
@@ -26,8 +29,10 @@
  * @module
  */
 
+export * from "./core/atomic_file.ts";
 export * from "./core/chunks.ts";
 export * from "./core/errors.ts";
 export * from "./core/range.ts";
 export * from "./retry/mod.ts";
+export * from "./sinks/mod.ts";
 export * from "./spill/mod.ts";
