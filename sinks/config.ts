@@ -36,9 +36,9 @@ export interface SinkConfigOptions {
 type Json = Record<string, unknown>;
 
 const NOT_YET = new Map([
-  ["object-storage", "object storage"],
-  ["s3", "object storage"],
-  ["database", "databases other than SQLite"],
+  ["object-storage", "object storage is"],
+  ["s3", "object storage is"],
+  ["database", "databases other than SQLite are"],
 ]);
 
 function fail(config: unknown, problem: string): never {
@@ -105,7 +105,7 @@ function fromObject(config: Json, options: SinkConfigOptions): Sink {
   const type = config.type;
   if (typeof type !== "string") fail(config, `"type" must be a string`);
   const notYet = NOT_YET.get(type);
-  if (notYet) fail(config, `${notYet} is not supported yet`);
+  if (notYet) fail(config, `${notYet} not supported yet`);
   switch (type) {
     case "file": {
       const c = fields<Json & FileSinkOptions & { path: string }>(config, {
