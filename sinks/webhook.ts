@@ -280,9 +280,10 @@ class MemoryReplay {
  * redirect target: the host is resolved (`Deno.resolveDns`, A and AAAA) and
  * every address must be public. Its limit: `fetch` resolves the name again
  * when it connects, so a DNS server that answers differently the second time
- * (DNS rebinding) can slip past it. To close that gap, run with
- * `--allow-net=<receiver hosts>` (Deno then refuses any other host outright)
- * or send through an egress proxy that enforces the same rule.
+ * (DNS rebinding) can slip past it. Deno closes that gap when run with
+ * `--deny-net` and address ranges (`--deny-net=127.0.0.0/8,10.0.0.0/8,…`),
+ * which it checks against every resolved address at connect time;
+ * `--allow-net=<host>` alone does not, as it is matched against the name.
  *
  * @param url The receiver.
  * @param options Method, headers, retries, spilling and the SSRF guard.
