@@ -3,7 +3,7 @@
 
 import { createHash, type Hash } from "node:crypto";
 import { CancelledError, IntegrityError } from "../core/errors.ts";
-import type { DeliveryMetadata, DeliveryReceipt } from "./types.ts";
+import type { DeliveryMetadata, DeliveryReceipt, Sink } from "./types.ts";
 
 /** Counts and hashes the bytes of one delivery. */
 export class Tally {
@@ -98,5 +98,32 @@ export function receiptOf(
     finishedAt: new Date(),
     attempts: extra.attempts ?? 1,
     ...(extra.detail ? { detail: extra.detail } : {}),
+  };
+}
+
+/**
+ * A sink from its delivery: checks `meta`, refuses a signal that has already
+ * aborted, and cancels the source whenever the delivery fails, so each sink
+ * only says how it commits.
+ */
+export function sinkOf(
+  deliver: (
+    source: ReadableStream<Uint8Array>,
+    meta: DeliveryMetadata | undefined,
+    signal: AbortSignal | undefined,
+  ) => Promise<DeliveryReceipt>,
+): Sink {
+  return {
+    async deliver(source, meta, options = {}) {
+      const { signal } = options;
+      try {
+        validateMeta(meta);
+        if (signal?.aborted) throw CancelledError.fromSignal(signal);
+        return await deliver(source, meta, signal);
+      } catch (error) {
+        await source.cancel(error).catch(() => {}); // a no-op once drained
+        throw error;
+      }
+    },
   };
 }

@@ -21,8 +21,8 @@
  */
 
 import { CancelledError } from "../core/errors.ts";
-import { checkSize, drain, receiptOf, Tally, validateMeta } from "./_tally.ts";
-import type { DeliverOptions, DeliveryMetadata, Sink } from "./types.ts";
+import { checkSize, drain, receiptOf, sinkOf, Tally } from "./_tally.ts";
+import type { Sink } from "./types.ts";
 
 /** Options for {@linkcode channel}. */
 export interface ChannelOptions {
@@ -118,54 +118,44 @@ export function channel(options: ChannelOptions = {}): Channel {
     },
   }, { highWaterMark: 0 });
 
-  const sink: Sink = {
-    async deliver(
-      source: ReadableStream<Uint8Array>,
-      meta?: DeliveryMetadata,
-      { signal }: DeliverOptions = {},
-    ) {
-      const stop = () => {
-        if (cancelled) throw cancelled;
-        if (signal?.aborted) throw CancelledError.fromSignal(signal);
-      };
-      signal?.addEventListener("abort", wake);
-      try {
-        if (used) {
-          throw new TypeError("Cannot deliver to a channel twice");
-        }
-        used = true;
-        validateMeta(meta);
-        const tally = new Tally();
-        await drain(source, async (chunk) => {
-          while (queued >= highWaterMark) {
-            stop();
-            await new Promise<void>((r) => wakeWriter = r);
-          }
-          stop();
-          tally.update(chunk);
-          queue.push(chunk);
-          queued += chunk.length;
-          wake();
-        }, signal);
-        checkSize(tally.bytes, meta, "channel");
-        ended = true;
-        wake();
-        while (!handedOver) {
+  const sink = sinkOf(async (source, meta, signal) => {
+    if (used) throw new TypeError("Cannot deliver to a channel twice");
+    used = true;
+    const stop = () => {
+      if (cancelled) throw cancelled;
+      if (signal?.aborted) throw CancelledError.fromSignal(signal);
+    };
+    signal?.addEventListener("abort", wake);
+    try {
+      const tally = new Tally();
+      await drain(source, async (chunk) => {
+        while (queued >= highWaterMark) {
           stop();
           await new Promise<void>((r) => wakeWriter = r);
         }
-        return receiptOf("channel", "channel", tally, tally.digest());
-      } catch (error) {
-        await source.cancel(error).catch(() => {});
-        if (!cancelled) {
-          failure = { error };
-          wake();
-        }
-        throw error;
-      } finally {
-        signal?.removeEventListener("abort", wake);
+        stop();
+        tally.update(chunk);
+        queue.push(chunk);
+        queued += chunk.length;
+        wake();
+      }, signal);
+      checkSize(tally.bytes, meta, "channel");
+      ended = true;
+      wake();
+      while (!handedOver) {
+        stop();
+        await new Promise<void>((r) => wakeWriter = r);
       }
-    },
-  };
+      return receiptOf("channel", "channel", tally, tally.digest());
+    } catch (error) {
+      if (!cancelled) {
+        failure = { error }; // the reader must not mistake it for the end
+        wake();
+      }
+      throw error;
+    } finally {
+      signal?.removeEventListener("abort", wake);
+    }
+  });
   return { sink, readable };
 }

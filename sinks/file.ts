@@ -32,8 +32,8 @@ import {
 } from "node:path";
 import { AtomicFile } from "../core/atomic_file.ts";
 import { CancelledError, UnsafeEntryError } from "../core/errors.ts";
-import { checkSize, drain, receiptOf, Tally, validateMeta } from "./_tally.ts";
-import type { DeliverOptions, DeliveryMetadata, Sink } from "./types.ts";
+import { checkSize, drain, receiptOf, sinkOf, Tally } from "./_tally.ts";
+import type { Sink } from "./types.ts";
 
 /** Options for {@linkcode fileSink}. */
 export interface FileSinkOptions {
@@ -114,35 +114,22 @@ export function fileSink(path: string, options: FileSinkOptions = {}): Sink {
     throw new TypeError("Cannot make a file sink: the path is empty");
   }
   const { root, overwrite = false, mode } = options;
-  return {
-    async deliver(
-      source: ReadableStream<Uint8Array>,
-      meta?: DeliveryMetadata,
-      { signal }: DeliverOptions = {},
-    ) {
-      try {
-        validateMeta(meta);
-        if (signal?.aborted) throw CancelledError.fromSignal(signal);
-        const target = root === undefined
-          ? resolve(path)
-          : await confine(path, root);
-        await using file = await AtomicFile.create(target, {
-          overwrite,
-          ...(mode === undefined ? {} : { mode }),
-        });
-        const tally = new Tally();
-        await drain(source, async (chunk) => {
-          tally.update(chunk);
-          await file.write(chunk);
-        }, signal);
-        checkSize(tally.bytes, meta, target);
-        if (signal?.aborted) throw CancelledError.fromSignal(signal);
-        await file.commit();
-        return receiptOf("file", target, tally, tally.digest());
-      } catch (error) {
-        await source.cancel(error).catch(() => {}); // no-op once drained
-        throw error;
-      }
-    },
-  };
+  return sinkOf(async (source, meta, signal) => {
+    const target = root === undefined
+      ? resolve(path)
+      : await confine(path, root);
+    await using file = await AtomicFile.create(target, {
+      overwrite,
+      ...(mode === undefined ? {} : { mode }),
+    });
+    const tally = new Tally();
+    await drain(source, async (chunk) => {
+      tally.update(chunk);
+      await file.write(chunk);
+    }, signal);
+    checkSize(tally.bytes, meta, target);
+    if (signal?.aborted) throw CancelledError.fromSignal(signal);
+    await file.commit();
+    return receiptOf("file", target, tally, tally.digest());
+  });
 }

@@ -37,8 +37,8 @@ import {
   SluiceError,
   type SluiceErrorOptions,
 } from "../core/errors.ts";
-import { checkSize, drain, receiptOf, Tally, validateMeta } from "./_tally.ts";
-import type { DeliverOptions, DeliveryMetadata, Sink } from "./types.ts";
+import { checkSize, drain, receiptOf, sinkOf, Tally } from "./_tally.ts";
+import type { DeliveryMetadata, Sink } from "./types.ts";
 
 const DEFAULT_TABLE = "deliveries";
 const DEFAULT_CHUNK_BYTES = 1024 * 1024;
@@ -431,69 +431,56 @@ export function sqliteSink(
       `Cannot make a SQLite sink: busyTimeoutMs must be a number of milliseconds from 0, got ${busyTimeoutMs}`,
     );
   }
-  return {
-    async deliver(
-      source: ReadableStream<Uint8Array>,
-      meta?: DeliveryMetadata,
-      { signal }: DeliverOptions = {},
-    ) {
-      try {
-        validateMeta(meta);
-        const metadata = metadataJson(meta);
-        if (signal?.aborted) throw CancelledError.fromSignal(signal);
-        const tally = new Tally(); // starts the clock before the lock wait
-        using db = new DatabaseSync(path);
-        db.exec("PRAGMA busy_timeout = 0; PRAGMA synchronous = FULL");
-        using transaction = await beginImmediate(
-          db,
-          path,
-          busyTimeoutMs,
-          signal,
-        );
-        db.exec(schemaSql(table));
-        const { lastInsertRowid } = db.prepare(
-          `INSERT INTO "${table}" (name, content_type, bytes, sha256, created, metadata)
+  return sinkOf(async (source, meta, signal) => {
+    const metadata = metadataJson(meta);
+    const tally = new Tally(); // starts the clock before the lock wait
+    using db = new DatabaseSync(path);
+    db.exec("PRAGMA busy_timeout = 0; PRAGMA synchronous = FULL");
+    using transaction = await beginImmediate(
+      db,
+      path,
+      busyTimeoutMs,
+      signal,
+    );
+    db.exec(schemaSql(table));
+    const { lastInsertRowid } = db.prepare(
+      `INSERT INTO "${table}" (name, content_type, bytes, sha256, created, metadata)
            VALUES (?, ?, 0, '', ?, ?)`,
-        ).run(
-          meta?.name ?? null,
-          meta?.contentType ?? null,
-          tally.startedAt.toISOString(),
-          metadata,
+    ).run(
+      meta?.name ?? null,
+      meta?.contentType ?? null,
+      tally.startedAt.toISOString(),
+      metadata,
+    );
+    const id = Number(lastInsertRowid);
+    const insertChunk = db.prepare(
+      `INSERT INTO "${table}_chunks" (delivery_id, seq, data) VALUES (?, ?, ?)`,
+    );
+    let seq = 0;
+    const chunks = gather(chunkBytes, (piece) => {
+      insertChunk.run(id, seq++, piece);
+    });
+    await drain(source, (chunk) => {
+      if (!(chunk instanceof Uint8Array)) {
+        throw new TypeError(
+          "Cannot deliver: the source gave a chunk that is not a Uint8Array",
         );
-        const id = Number(lastInsertRowid);
-        const insertChunk = db.prepare(
-          `INSERT INTO "${table}_chunks" (delivery_id, seq, data) VALUES (?, ?, ?)`,
-        );
-        let seq = 0;
-        const chunks = gather(chunkBytes, (piece) => {
-          insertChunk.run(id, seq++, piece);
-        });
-        await drain(source, (chunk) => {
-          if (!(chunk instanceof Uint8Array)) {
-            throw new TypeError(
-              "Cannot deliver: the source gave a chunk that is not a Uint8Array",
-            );
-          }
-          tally.update(chunk);
-          chunks.push(chunk);
-        }, signal);
-        chunks.flush();
-        const location = `${path}#${table}/${id}`;
-        checkSize(tally.bytes, meta, location);
-        if (signal?.aborted) throw CancelledError.fromSignal(signal);
-        const sha256 = tally.digest();
-        db.prepare(`UPDATE "${table}" SET bytes = ?, sha256 = ? WHERE id = ?`)
-          .run(tally.bytes, sha256, id);
-        transaction.commit();
-        return receiptOf("sqlite", location, tally, sha256, {
-          detail: { table, id },
-        });
-      } catch (error) {
-        await source.cancel(error).catch(() => {}); // no-op once drained
-        throw error;
       }
-    },
-  };
+      tally.update(chunk);
+      chunks.push(chunk);
+    }, signal);
+    chunks.flush();
+    const location = `${path}#${table}/${id}`;
+    checkSize(tally.bytes, meta, location);
+    if (signal?.aborted) throw CancelledError.fromSignal(signal);
+    const sha256 = tally.digest();
+    db.prepare(`UPDATE "${table}" SET bytes = ?, sha256 = ? WHERE id = ?`)
+      .run(tally.bytes, sha256, id);
+    transaction.commit();
+    return receiptOf("sqlite", location, tally, sha256, {
+      detail: { table, id },
+    });
+  });
 }
 
 /**

@@ -38,8 +38,8 @@ import { isRetryable } from "../retry/classify.ts";
 import { retry, RetryError, type RetryOptions } from "../retry/retry.ts";
 import { type SpillStore, spillStream } from "../spill/mod.ts";
 import { blockedReason, parseIpLiteral } from "./_address.ts";
-import { checkSize, receiptOf, Tally, validateMeta } from "./_tally.ts";
-import type { DeliverOptions, DeliveryMetadata, Sink } from "./types.ts";
+import { checkSize, receiptOf, sinkOf, Tally } from "./_tally.ts";
+import type { Sink } from "./types.ts";
 
 const DEFAULT_MAX_BUFFER_BYTES = 8 * 1024 * 1024;
 
@@ -328,141 +328,132 @@ export function webhookSink(
   const allowPrivateNetwork = options.allowPrivateNetwork ?? false;
   const doFetch = options.fetch ?? fetch;
 
-  return {
-    async deliver(
-      source: ReadableStream<Uint8Array>,
-      meta?: DeliveryMetadata,
-      { signal }: DeliverOptions = {},
-    ) {
-      let memory: MemoryReplay | undefined;
-      const facts = new Tally(); // the start time, and the bytes once known
-      try {
-        validateMeta(meta);
-        await checkDestination(target, allowPrivateNetwork, allowedHosts);
-        await using spilled = options.spill
-          ? await spillStream(source, options.spill, signal ? { signal } : {})
-          : undefined;
-        if (spilled) checkSize(spilled.size, meta, target.href);
-        memory = spilled ? undefined : new MemoryReplay(source, maxBufferBytes);
-        const bodies = spilled
-          ? () => Promise.resolve(spilled.replay(signal ? { signal } : {}))
-          : () => memory!.body();
+  return sinkOf(async (source, meta, signal) => {
+    let memory: MemoryReplay | undefined;
+    const facts = new Tally(); // the start time, and the bytes once known
+    try {
+      await checkDestination(target, allowPrivateNetwork, allowedHosts);
+      await using spilled = options.spill
+        ? await spillStream(source, options.spill, signal ? { signal } : {})
+        : undefined;
+      if (spilled) checkSize(spilled.size, meta, target.href);
+      memory = spilled ? undefined : new MemoryReplay(source, maxBufferBytes);
+      const bodies = spilled
+        ? () => Promise.resolve(spilled.replay(signal ? { signal } : {}))
+        : () => memory!.body();
 
-        const headers = new Headers(options.headers);
-        for (const [name, value] of Object.entries(meta?.headers ?? {})) {
-          headers.set(name, value);
+      const headers = new Headers(options.headers);
+      for (const [name, value] of Object.entries(meta?.headers ?? {})) {
+        headers.set(name, value);
+      }
+      headers.set(
+        "content-type",
+        meta?.contentType ?? options.contentType ??
+          "application/octet-stream",
+      );
+      if (options.metadataHeaders ?? true) {
+        if (meta?.name !== undefined) {
+          headers.set("x-sluice-name", headerText(meta.name));
         }
-        headers.set(
-          "content-type",
-          meta?.contentType ?? options.contentType ??
-            "application/octet-stream",
-        );
-        if (options.metadataHeaders ?? true) {
-          if (meta?.name !== undefined) {
-            headers.set("x-sluice-name", headerText(meta.name));
+        const size = spilled?.size ?? meta?.size;
+        if (size !== undefined) headers.set("x-sluice-size", String(size));
+        if (spilled) headers.set("x-sluice-sha256", spilled.sha256);
+      }
+
+      let attempts = 0;
+      const send = async (attemptSignal: AbortSignal) => {
+        attempts++;
+        let at = target;
+        for (let hop = 0;; hop++) {
+          if (hop > 0) {
+            await checkDestination(at, allowPrivateNetwork, allowedHosts);
           }
-          const size = spilled?.size ?? meta?.size;
-          if (size !== undefined) headers.set("x-sluice-size", String(size));
-          if (spilled) headers.set("x-sluice-sha256", spilled.sha256);
-        }
-
-        let attempts = 0;
-        const send = async (attemptSignal: AbortSignal) => {
-          attempts++;
-          let at = target;
-          for (let hop = 0;; hop++) {
-            if (hop > 0) {
-              await checkDestination(at, allowPrivateNetwork, allowedHosts);
-            }
-            const body = await bodies();
-            if (!body) throw new BodyNotKeptError(maxBufferBytes, at.href);
-            const response = await doFetch(at, {
-              method,
-              headers,
-              body,
-              redirect: "manual",
-              signal: attemptSignal,
-            });
-            const location = response.headers.get("location");
-            if (
-              [301, 302, 303, 307, 308].includes(response.status) && location
-            ) {
-              await response.body?.cancel();
-              if (response.status < 307) {
-                throw new HttpError(
-                  { status: response.status, url: at.href, method },
-                  `Cannot ${method} ${at.href}: a ${response.status} redirect would drop the body; only 307 and 308 are followed`,
-                );
-              }
-              if (hop >= maxRedirects) {
-                throw new HttpError(
-                  { status: response.status, url: at.href, method },
-                  `Cannot ${method} ${target.href}: more than ${maxRedirects} redirects`,
-                );
-              }
-              at = new URL(location, at);
-              continue;
-            }
-            if (!response.ok) {
-              await response.body?.cancel();
-              throw HttpError.fromResponse(response, { url: at.href, method });
-            }
+          const body = await bodies();
+          if (!body) throw new BodyNotKeptError(maxBufferBytes, at.href);
+          const response = await doFetch(at, {
+            method,
+            headers,
+            body,
+            redirect: "manual",
+            signal: attemptSignal,
+          });
+          const location = response.headers.get("location");
+          if (
+            [301, 302, 303, 307, 308].includes(response.status) && location
+          ) {
             await response.body?.cancel();
-            if (memory && !memory.done) {
-              throw new IncompleteStreamError(
-                {
-                  expected: meta?.size ?? memory.tally.bytes + 1,
-                  received: memory.tally.bytes,
-                },
-                `Cannot ${method} ${at.href}: the receiver answered ${response.status} before reading the whole body`,
+            if (response.status < 307) {
+              throw new HttpError(
+                { status: response.status, url: at.href, method },
+                `Cannot ${method} ${at.href}: a ${response.status} redirect would drop the body; only 307 and 308 are followed`,
               );
             }
-            return { status: response.status, url: at.href };
+            if (hop >= maxRedirects) {
+              throw new HttpError(
+                { status: response.status, url: at.href, method },
+                `Cannot ${method} ${target.href}: more than ${maxRedirects} redirects`,
+              );
+            }
+            at = new URL(location, at);
+            continue;
           }
-        };
+          if (!response.ok) {
+            await response.body?.cancel();
+            throw HttpError.fromResponse(response, { url: at.href, method });
+          }
+          await response.body?.cancel();
+          if (memory && !memory.done) {
+            throw new IncompleteStreamError(
+              {
+                expected: meta?.size ?? memory.tally.bytes + 1,
+                received: memory.tally.bytes,
+              },
+              `Cannot ${method} ${at.href}: the receiver answered ${response.status} before reading the whole body`,
+            );
+          }
+          return { status: response.status, url: at.href };
+        }
+      };
 
-        let sent: { status: number; url: string };
-        try {
-          const shouldRetry = options.retry?.shouldRetry ?? isRetryable;
-          sent = await retry(({ signal }) => send(signal), {
-            maxAttempts: 3,
-            ...options.retry,
-            // A body that was not kept cannot be sent again.
-            shouldRetry: (error, context) =>
-              (memory?.kept ?? true) && shouldRetry(error, context),
-            attemptTimeoutMs: options.retry?.attemptTimeoutMs ?? timeoutMs,
-            ...(signal ? { signal } : {}),
-          });
-        } catch (error) {
-          // When attempts ran out, the last attempt's error says more.
-          throw error instanceof RetryError && error.reason === "attempts"
-            ? error.cause
-            : error;
-        }
-        let sha256: string;
-        if (spilled) {
-          facts.bytes = spilled.size;
-          sha256 = spilled.sha256;
-        } else {
-          facts.bytes = memory!.tally.bytes;
-          sha256 = memory!.tally.digest();
-          checkSize(facts.bytes, meta, target.href);
-        }
-        return receiptOf("webhook", sent.url, facts, sha256, {
-          attempts,
-          detail: { status: sent.status },
+      let sent: { status: number; url: string };
+      try {
+        const shouldRetry = options.retry?.shouldRetry ?? isRetryable;
+        sent = await retry(({ signal }) => send(signal), {
+          maxAttempts: 3,
+          ...options.retry,
+          // A body that was not kept cannot be sent again.
+          shouldRetry: (error, context) =>
+            (memory?.kept ?? true) && shouldRetry(error, context),
+          attemptTimeoutMs: options.retry?.attemptTimeoutMs ?? timeoutMs,
+          ...(signal ? { signal } : {}),
         });
       } catch (error) {
-        const reason = signal?.aborted
-          ? CancelledError.fromSignal(signal)
+        // When attempts ran out, the last attempt's error says more.
+        throw error instanceof RetryError && error.reason === "attempts"
+          ? error.cause
           : error;
-        await (memory
-          ? memory.cancel(reason)
-          : source.cancel(reason).catch(() => {}));
-        throw reason;
       }
-    },
-  };
+      let sha256: string;
+      if (spilled) {
+        facts.bytes = spilled.size;
+        sha256 = spilled.sha256;
+      } else {
+        facts.bytes = memory!.tally.bytes;
+        sha256 = memory!.tally.digest();
+        checkSize(facts.bytes, meta, target.href);
+      }
+      return receiptOf("webhook", sent.url, facts, sha256, {
+        attempts,
+        detail: { status: sent.status },
+      });
+    } catch (error) {
+      const reason = signal?.aborted
+        ? CancelledError.fromSignal(signal)
+        : error;
+      await memory?.cancel(reason); // it holds the source's reader
+      throw reason;
+    }
+  });
 }
 
 /** The body was too large to keep in memory, so it cannot be sent again. */

@@ -19,8 +19,8 @@
  * @module
  */
 
-import { checkSize, drain, receiptOf, Tally, validateMeta } from "./_tally.ts";
-import type { DeliverOptions, DeliveryMetadata, Sink } from "./types.ts";
+import { checkSize, drain, receiptOf, sinkOf, Tally } from "./_tally.ts";
+import type { Sink } from "./types.ts";
 
 /** Options for {@linkcode writableSink}. */
 export interface WritableSinkOptions {
@@ -58,37 +58,25 @@ export function writableSink(
 ): Sink {
   const location = options.location ?? "writable";
   let used = false;
-  return {
-    async deliver(
-      source: ReadableStream<Uint8Array>,
-      meta?: DeliveryMetadata,
-      { signal }: DeliverOptions = {},
-    ) {
-      let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
-      try {
-        if (used) {
-          throw new TypeError("Cannot deliver to a writable sink twice");
-        }
-        used = true;
-        validateMeta(meta);
-        writer = writable.getWriter();
-        const w = writer;
-        const tally = new Tally();
-        await drain(source, async (chunk) => {
-          await w.ready;
-          tally.update(chunk);
-          w.write(chunk).catch(() => {}); // a failure shows in ready or close
-        }, signal);
-        checkSize(tally.bytes, meta, location);
-        await w.close();
-        return receiptOf("writable", location, tally, tally.digest());
-      } catch (error) {
-        await source.cancel(error).catch(() => {});
-        await writer?.abort(error).catch(() => {});
-        throw error;
-      } finally {
-        writer?.releaseLock();
-      }
-    },
-  };
+  return sinkOf(async (source, meta, signal) => {
+    if (used) throw new TypeError("Cannot deliver to a writable sink twice");
+    used = true;
+    const writer = writable.getWriter();
+    try {
+      const tally = new Tally();
+      await drain(source, async (chunk) => {
+        await writer.ready;
+        tally.update(chunk);
+        writer.write(chunk).catch(() => {}); // a failure shows in ready or close
+      }, signal);
+      checkSize(tally.bytes, meta, location);
+      await writer.close();
+      return receiptOf("writable", location, tally, tally.digest());
+    } catch (error) {
+      await writer.abort(error).catch(() => {});
+      throw error;
+    } finally {
+      writer.releaseLock();
+    }
+  });
 }

@@ -26,6 +26,7 @@ import {
 import { isRetryable } from "../retry/classify.ts";
 import { concat, drain, randomBytes } from "./_data.ts";
 import { serveLoopback } from "./_loopback.ts";
+import { tempDir } from "./_fs.ts";
 
 // The largest sealed chunk: 16 MiB of plaintext plus the 16-byte tag.
 const MAX_SEALED_CHUNK = 16 * 1024 * 1024 + 16;
@@ -424,15 +425,6 @@ Deno.test("httpStore() has() and get() map a servePeer's 404 to false and ChunkN
   assert.ok(error instanceof ChunkNotFoundError);
   assert.equal(error.address, address);
 });
-
-/** A temporary directory, removed with `await using`. */
-async function tempDir(): Promise<AsyncDisposable & { path: string }> {
-  const path = await Deno.makeTempDir({ prefix: "sluice_peer_test_" });
-  return {
-    path,
-    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
-  };
-}
 
 Deno.test("servePeer() over a dirStore writes good PUTs to disk, serves them back and writes nothing for a mismatch", async () => {
   await using dir = await tempDir();

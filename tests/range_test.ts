@@ -18,6 +18,7 @@ import {
 } from "../core/errors.ts";
 import { randomBytes } from "./_data.ts";
 import { type Fault, serveFaults } from "./_fault_server.ts";
+import { tempDir } from "./_fs.ts";
 
 const FAST = { baseDelayMs: 1, maxDelayMs: 5 };
 const V1 = { etag: '"v1"' };
@@ -186,14 +187,6 @@ Deno.test("rangeStream() reads an empty file", async () => {
   await using server = await serveFaults(new Uint8Array(0));
   assert.equal((await new Response(rangeStream(server.url)).bytes()).length, 0);
 });
-
-async function tempDir(): Promise<AsyncDisposable & { path: string }> {
-  const path = await Deno.makeTempDir();
-  return {
-    path,
-    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
-  };
-}
 
 Deno.test("download() keeps the .part on failure and the next call resumes from the checkpoint", async () => {
   const content = randomBytes(2_000_000);

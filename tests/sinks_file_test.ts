@@ -13,21 +13,11 @@ import {
 } from "../core/errors.ts";
 import { fileSink } from "../sinks/mod.ts";
 import { randomBytes, streamOf } from "./_data.ts";
+import { names, tempDir } from "./_fs.ts";
 
 const MiB = 1024 * 1024;
 const sha256 = (bytes: Uint8Array) =>
   createHash("sha256").update(bytes).digest("hex");
-
-async function tempDir(): Promise<AsyncDisposable & { path: string }> {
-  const path = await Deno.makeTempDir({ prefix: "sinks_file_test_" });
-  return {
-    path,
-    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
-  };
-}
-
-const names = async (dir: string) =>
-  (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
 
 /** A stream of `bytes` that errors with `error` after `after` bytes, and records being cancelled. */
 function failingSource(bytes: Uint8Array, after: number, error: Error) {

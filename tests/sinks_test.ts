@@ -18,21 +18,11 @@ import {
   writableSink,
 } from "../sinks/mod.ts";
 import { randomBytes, streamOf } from "./_data.ts";
+import { names, tempDir } from "./_fs.ts";
 
 const MiB = 1024 * 1024;
 const sha256 = (bytes: Uint8Array) =>
   createHash("sha256").update(bytes).digest("hex");
-
-async function tempDir(): Promise<AsyncDisposable & { path: string }> {
-  const path = await Deno.makeTempDir({ prefix: "sinks_test_" });
-  return {
-    path,
-    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
-  };
-}
-
-const names = async (dir: string) =>
-  (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
 
 /** An endless source of 64 KiB chunks that counts what was pulled and records its cancel. */
 function endless() {

@@ -13,6 +13,7 @@ import {
   spillStream,
 } from "../spill/mod.ts";
 import { randomBytes, streamOf } from "./_data.ts";
+import { names, tempDir } from "./_fs.ts";
 
 const MiB = 1024 * 1024;
 const HOUR = 3_600_000;
@@ -21,23 +22,12 @@ const CHILD = new URL("./_spill_child.ts", import.meta.url).pathname;
 const sha256 = (bytes: Uint8Array) =>
   createHash("sha256").update(bytes).digest("hex");
 
-async function tempRoot(): Promise<AsyncDisposable & { path: string }> {
-  const path = await Deno.makeTempDir({ prefix: "spill_test_" });
-  return {
-    path,
-    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
-  };
-}
-
-const names = async (dir: string) =>
-  (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
-
 /** A stale-looking store directory name, `hours` old. */
 const oldName = (hours: number, random = "0123456789abcdef") =>
   `spill_${Math.floor((Date.now() - hours * HOUR) / 1000)}_${random}`;
 
 Deno.test("SpillStore round-trips bytes and streams up to 64 MiB", async () => {
-  await using root = await tempRoot();
+  await using root = await tempDir();
   await using store = await SpillStore.open({ root: root.path });
   const info = await Deno.stat(store.path);
   assert.ok(info.isDirectory);
@@ -74,7 +64,7 @@ Deno.test("SpillStore round-trips bytes and streams up to 64 MiB", async () => {
 });
 
 Deno.test("SpillStore replaces, deletes, and a get in progress keeps its version", async () => {
-  await using root = await tempRoot();
+  await using root = await tempDir();
   await using store = await SpillStore.open({ root: root.path });
   const first = randomBytes(3 * MiB);
   await store.put("k", first);
@@ -92,7 +82,7 @@ Deno.test("SpillStore replaces, deletes, and a get in progress keeps its version
 });
 
 Deno.test("SpillStore rejects bad keys with a TypeError", async () => {
-  await using root = await tempRoot();
+  await using root = await tempDir();
   await using store = await SpillStore.open({ root: root.path });
   for (
     const key of [
@@ -121,7 +111,7 @@ Deno.test("SpillStore rejects bad keys with a TypeError", async () => {
 });
 
 Deno.test("SpillStore enforces maxBytes before writing and leaves no partial file", async () => {
-  await using root = await tempRoot();
+  await using root = await tempDir();
   await using store = await SpillStore.open({ root: root.path, maxBytes: MiB });
   await store.put("a", randomBytes(MiB - 10));
   await assert.rejects(
@@ -146,7 +136,7 @@ Deno.test("SpillStore enforces maxBytes before writing and leaves no partial fil
 });
 
 Deno.test("SpillStore keeps minFreeBytes free on the file system", async () => {
-  await using root = await tempRoot();
+  await using root = await tempDir();
   const stats = await statfs(root.path);
   const free = stats.bavail * stats.bsize;
   await using store = await SpillStore.open({
@@ -167,7 +157,7 @@ Deno.test("SpillStore keeps minFreeBytes free on the file system", async () => {
 });
 
 Deno.test("SpillStore.put aborted by its signal throws CancelledError and leaves nothing", async () => {
-  await using root = await tempRoot();
+  await using root = await tempDir();
   await using store = await SpillStore.open({ root: root.path });
   const controller = new AbortController();
   let sent = 0;
@@ -186,7 +176,7 @@ Deno.test("SpillStore.put aborted by its signal throws CancelledError and leaves
 });
 
 Deno.test("SpillStore.put of bytes aborted mid-write throws CancelledError and keeps the old value", async () => {
-  await using root = await tempRoot();
+  await using root = await tempDir();
   await using store = await SpillStore.open({ root: root.path });
   const old = randomBytes(1000);
   await store.put("k", old);
@@ -202,7 +192,7 @@ Deno.test("SpillStore.put of bytes aborted mid-write throws CancelledError and k
 });
 
 Deno.test("SpillStore.get aborted by its signal errors the stream with CancelledError", async () => {
-  await using root = await tempRoot();
+  await using root = await tempDir();
   await using store = await SpillStore.open({ root: root.path });
   for (const size of [100, 3 * MiB]) { // read whole, and read in pieces
     await store.put("k", randomBytes(size));
@@ -215,7 +205,7 @@ Deno.test("SpillStore.get aborted by its signal errors the stream with Cancelled
 });
 
 Deno.test("two SpillStores on one root stay separate", async () => {
-  await using root = await tempRoot();
+  await using root = await tempDir();
   const a = await SpillStore.open({ root: root.path });
   await using b = await SpillStore.open({ root: root.path });
   assert.notEqual(a.path, b.path);
@@ -230,7 +220,7 @@ Deno.test("two SpillStores on one root stay separate", async () => {
 });
 
 Deno.test("await using deletes the store and releases its lock when the scope throws", async () => {
-  await using root = await tempRoot();
+  await using root = await tempDir();
   let path = "";
   await assert.rejects(async () => {
     await using store = await SpillStore.open({ root: root.path });
@@ -243,7 +233,7 @@ Deno.test("await using deletes the store and releases its lock when the scope th
 });
 
 Deno.test("cleanupStale skips a store a live process holds, and removes it once that process is killed", async () => {
-  await using root = await tempRoot();
+  await using root = await tempDir();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CHILD, root.path],
     stdout: "piped",
@@ -284,8 +274,8 @@ Deno.test("cleanupStale skips a store a live process holds, and removes it once 
 });
 
 Deno.test("cleanupStale never follows a symlink named like a store, nor touches anything but stale stores", async () => {
-  await using root = await tempRoot();
-  await using outside = await tempRoot();
+  await using root = await tempDir();
+  await using outside = await tempDir();
   const victimDir = join(outside.path, "victim");
   await Deno.mkdir(victimDir);
   await Deno.writeTextFile(join(victimDir, "precious"), "keep");
@@ -319,7 +309,7 @@ Deno.test("cleanupStale never follows a symlink named like a store, nor touches 
 });
 
 Deno.test("cleanupStale removes nothing when the clock is broken, and skips names from the future", async () => {
-  await using root = await tempRoot();
+  await using root = await tempDir();
   const stale = oldName(100);
   const future = `spill_${
     Math.floor(Date.now() / 1000) + 86_400
@@ -341,7 +331,7 @@ Deno.test("cleanupStale removes nothing when the clock is broken, and skips name
 });
 
 Deno.test("SpillStore.open collects stale stores on its root unless told not to", async () => {
-  await using root = await tempRoot();
+  await using root = await tempDir();
   const stale = oldName(30);
   await Deno.mkdir(join(root.path, stale));
   await Deno.writeTextFile(join(root.path, stale, ".lock"), "");
@@ -364,7 +354,7 @@ Deno.test("SpillStore.open collects stale stores on its root unless told not to"
 });
 
 Deno.test("spillStream replays a one-shot stream any number of times, and disposal deletes it", async () => {
-  await using root = await tempRoot();
+  await using root = await tempDir();
   await using store = await SpillStore.open({ root: root.path });
   const bytes = randomBytes(5 * MiB + 3);
   let pulls = 0;
