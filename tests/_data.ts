@@ -1,6 +1,16 @@
 // Test data: random bytes of any length, and streams that hand them out in
 // pieces of a chosen size.
 
+import { createHash } from "node:crypto";
+
+/** One mebibyte. */
+export const MiB = 1024 * 1024;
+
+/** SHA-256 of `bytes`, lowercase hex. */
+export function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
 /** `length` random bytes (getRandomValues gives at most 64 KiB per call). */
 export function randomBytes(length: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(length);

@@ -5,10 +5,9 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { serveFaults } from "./_fault_server.ts";
-import { randomBytes } from "./_data.ts";
+import { MiB, randomBytes } from "./_data.ts";
 
 const CHILD = new URL("./_crash_child.ts", import.meta.url).pathname;
-const MiB = 1024 * 1024;
 const SIZE = 24 * MiB;
 const CHECKPOINT = MiB;
 const KILLS = 4;

@@ -3,7 +3,6 @@
 // nothing at `path`, and at most a .part that is a true prefix of the file.
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import {
   download,
   type DownloadEvent,
@@ -17,15 +16,12 @@ import {
   serveFaults,
   type Validators,
 } from "./_fault_server.ts";
-import { randomBytes } from "./_data.ts";
+import { randomBytes, sha256 } from "./_data.ts";
 
 const SIZE = 200_000;
 const CUT = 60_000; // where the first answer breaks off
 const FAST = { baseDelayMs: 1, maxDelayMs: 5 };
 const reset: Fault = { kind: "reset", afterBytes: CUT };
-
-const sha256 = (bytes: Uint8Array) =>
-  createHash("sha256").update(bytes).digest("hex");
 
 interface Case {
   name: string;

@@ -4,7 +4,6 @@
 // without it these tests fail loudly rather than skip.
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import {
   download,
   type DownloadEvent,
@@ -13,13 +12,9 @@ import {
 } from "../core/range.ts";
 import { CancelledError } from "../core/errors.ts";
 import { startNginx } from "./_nginx.ts";
-import { randomBytes } from "./_data.ts";
+import { MiB, randomBytes, sha256 } from "./_data.ts";
 
-const MiB = 1024 * 1024;
 const SIZE = 8 * MiB;
-
-const sha256 = (bytes: Uint8Array) =>
-  createHash("sha256").update(bytes).digest("hex");
 
 interface Exchange {
   range: string | null;

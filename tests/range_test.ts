@@ -2,7 +2,6 @@
 // one fault per request, then answers as RFC 9110 says.
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import {
   download,
   type DownloadEvent,
@@ -16,7 +15,7 @@ import {
   IntegrityError,
   LockedError,
 } from "../core/errors.ts";
-import { randomBytes } from "./_data.ts";
+import { randomBytes, sha256 } from "./_data.ts";
 import { type Fault, serveFaults } from "./_fault_server.ts";
 import { tempDir } from "./_fs.ts";
 
@@ -26,9 +25,6 @@ const resetAfter = (afterBytes: number): Fault => ({
   kind: "reset",
   afterBytes,
 });
-
-const sha256 = (bytes: Uint8Array) =>
-  createHash("sha256").update(bytes).digest("hex");
 
 Deno.test("rangeStream() resumes a reset mid-body with an open range pinned by If-Range", async () => {
   const content = randomBytes(300_000);

@@ -2,7 +2,6 @@
 // delivery can fail leaving nothing behind, and escapes from a root.
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { AtomicFile } from "../core/atomic_file.ts";
 import {
@@ -12,12 +11,8 @@ import {
   UnsafeEntryError,
 } from "../core/errors.ts";
 import { fileSink } from "../sinks/mod.ts";
-import { randomBytes, streamOf } from "./_data.ts";
+import { MiB, randomBytes, sha256, streamOf } from "./_data.ts";
 import { names, tempDir } from "./_fs.ts";
-
-const MiB = 1024 * 1024;
-const sha256 = (bytes: Uint8Array) =>
-  createHash("sha256").update(bytes).digest("hex");
 
 /** A stream of `bytes` that errors with `error` after `after` bytes, and records being cancelled. */
 function failingSource(bytes: Uint8Array, after: number, error: Error) {

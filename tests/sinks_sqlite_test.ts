@@ -10,9 +10,7 @@ import {
   readDelivery,
   sqliteSink,
 } from "../sinks/sqlite.ts";
-import { concat, drain, randomBytes, streamOf } from "./_data.ts";
-
-const MiB = 1024 * 1024;
+import { concat, drain, MiB, randomBytes, streamOf } from "./_data.ts";
 
 function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");

@@ -2,7 +2,6 @@
 // a real HTTP response body, real files and a real SQLite database.
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { CancelledError, PartialFailureError } from "../core/errors.ts";
@@ -17,12 +16,8 @@ import {
   sqliteSink,
   writableSink,
 } from "../sinks/mod.ts";
-import { randomBytes, streamOf } from "./_data.ts";
+import { MiB, randomBytes, sha256, streamOf } from "./_data.ts";
 import { names, tempDir } from "./_fs.ts";
-
-const MiB = 1024 * 1024;
-const sha256 = (bytes: Uint8Array) =>
-  createHash("sha256").update(bytes).digest("hex");
 
 /** An endless source of 64 KiB chunks that counts what was pulled and records its cancel. */
 function endless() {

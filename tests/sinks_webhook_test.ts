@@ -3,15 +3,10 @@
 // timeouts, failures that abort the request, and the SSRF guard.
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { CancelledError, HttpError } from "../core/errors.ts";
 import { BlockedDestinationError, webhookSink } from "../sinks/mod.ts";
 import { SpillStore } from "../spill/mod.ts";
-import { randomBytes, streamOf } from "./_data.ts";
-
-const MiB = 1024 * 1024;
-const sha256 = (bytes: Uint8Array) =>
-  createHash("sha256").update(bytes).digest("hex");
+import { MiB, randomBytes, sha256, streamOf } from "./_data.ts";
 
 /** What the receiver saw of one request. */
 interface Received {

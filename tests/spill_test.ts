@@ -2,7 +2,6 @@
 // second process holding a store, and with hostile entries in the root.
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { statfs } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { CancelledError, LimitError } from "../core/errors.ts";
@@ -12,15 +11,11 @@ import {
   SpillStore,
   spillStream,
 } from "../spill/mod.ts";
-import { randomBytes, streamOf } from "./_data.ts";
+import { MiB, randomBytes, sha256, streamOf } from "./_data.ts";
 import { names, tempDir } from "./_fs.ts";
 
-const MiB = 1024 * 1024;
 const HOUR = 3_600_000;
 const CHILD = new URL("./_spill_child.ts", import.meta.url).pathname;
-
-const sha256 = (bytes: Uint8Array) =>
-  createHash("sha256").update(bytes).digest("hex");
 
 /** A stale-looking store directory name, `hours` old. */
 const oldName = (hours: number, random = "0123456789abcdef") =>
