@@ -312,3 +312,32 @@ export function totals(
     load(loadAfter)
   } (${navigator.hardwareConcurrency} CPUs)`;
 }
+
+/**
+ * Makes a temp directory that is removed when the process unloads and on
+ * SIGINT/SIGTERM; call `remove` yourself when the module fails to load, as
+ * "unload" is not dispatched then.
+ */
+export async function benchTempDir(
+  prefix: string,
+): Promise<{ dir: string; remove: () => void }> {
+  const dir = await Deno.makeTempDir({ prefix });
+  let removed = false;
+  const remove = () => {
+    if (removed) return;
+    removed = true;
+    Deno.removeSync(dir, { recursive: true });
+  };
+  globalThis.addEventListener("unload", remove);
+  for (
+    const signal of Deno.build.os === "windows"
+      ? ["SIGINT"] as const
+      : ["SIGINT", "SIGTERM"] as const
+  ) {
+    Deno.addSignalListener(signal, () => {
+      remove();
+      Deno.exit(130);
+    });
+  }
+  return { dir, remove };
+}

@@ -76,6 +76,7 @@ import {
   roundRobinSource,
 } from "./_sinks_child.ts";
 import {
+  benchTempDir,
   mbps,
   measure,
   type Measured,
@@ -118,31 +119,8 @@ function checkReceipt(
   }
 }
 
-/** Makes the temp directory, removed on unload and on SIGINT/SIGTERM. */
-async function benchDir(): Promise<{ dir: string; remove: () => void }> {
-  const dir = await Deno.makeTempDir({ prefix: "sluice_sinks_bench_" });
-  let removed = false;
-  const remove = () => {
-    if (removed) return;
-    removed = true;
-    Deno.removeSync(dir, { recursive: true });
-  };
-  globalThis.addEventListener("unload", remove);
-  for (
-    const signal of Deno.build.os === "windows"
-      ? ["SIGINT"] as const
-      : ["SIGINT", "SIGTERM"] as const
-  ) {
-    Deno.addSignalListener(signal, () => {
-      remove();
-      Deno.exit(130);
-    });
-  }
-  return { dir, remove };
-}
-
 async function defineBenches(): Promise<void> {
-  const { dir, remove } = await benchDir();
+  const { dir, remove } = await benchTempDir("sluice_sinks_bench_");
   let buffers: Uint8Array<ArrayBuffer>[];
   let sha256: string;
   try {

@@ -56,6 +56,7 @@
 
 import { join } from "node:path";
 import { SpillStore } from "../spill/mod.ts";
+import { benchTempDir } from "./_process.ts";
 
 /** Bytes per value. */
 const VALUE_SIZE = 1024 * 1024;
@@ -160,24 +161,7 @@ async function syncFiles(path: string): Promise<void> {
 // ---------------------------------------------------------------------------
 // The temp directory, and its removal however the run ends
 
-const dir = await Deno.makeTempDir({ prefix: "sluice_spill_bench_" });
-let removed = false;
-function removeDir(): void {
-  if (removed) return;
-  removed = true;
-  Deno.removeSync(dir, { recursive: true });
-}
-globalThis.addEventListener("unload", removeDir);
-for (
-  const signal of Deno.build.os === "windows"
-    ? ["SIGINT"] as const
-    : ["SIGINT", "SIGTERM"] as const
-) {
-  Deno.addSignalListener(signal, () => {
-    removeDir();
-    Deno.exit(130);
-  });
-}
+const { dir, remove: removeDir } = await benchTempDir("sluice_spill_bench_");
 
 const storeRoot = join(dir, "stores");
 const rawGetDir = join(dir, "raw_get");
