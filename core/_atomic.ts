@@ -2,13 +2,11 @@
 // rename, fsync the directory. A reader sees the old state or the new one.
 
 import { basename, dirname, join } from "node:path";
+import { toHex } from "./_bytes.ts";
 
 /** A fresh temp name beside `path`: `.<name>.<16 hex>.tmp`. */
 export function tempPathFor(path: string): string {
-  const random = Array.from(
-    crypto.getRandomValues(new Uint8Array(8)),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
+  const random = toHex(crypto.getRandomValues(new Uint8Array(8)));
   return join(dirname(path), `.${basename(path)}.${random}.tmp`);
 }
 
