@@ -542,6 +542,110 @@ export class TargetExistsError extends SluiceError {
   }
 }
 
+/** What a {@linkcode FormatError} knows. */
+export interface FormatErrorInit extends SluiceErrorOptions {
+  /** The format being read: `"tar"`, `"zip"`, `"gzip"`, `"frames"`, … */
+  format: string;
+  /** What is wrong, for the message: "bad header checksum", … */
+  reason: string;
+  /** The byte offset in the input where the problem was found, when known. */
+  offset?: number;
+}
+
+/**
+ * The input is not well-formed in the format being read: a bad tar header
+ * checksum, garbage where the end blocks belong, a zip central directory
+ * that does not describe what was streamed, a corrupt frame.
+ *
+ * Not retryable: the same bytes are malformed again. (Input that simply
+ * stops early is an {@linkcode IncompleteStreamError} instead, since another
+ * try may deliver all of it.)
+ *
+ * @example
+ * ```ts
+ * import { FormatError } from "@sluice/sluice/errors";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new FormatError({ format: "tar", reason: "bad header checksum", offset: 512 });
+ * assert.equal(error.message, "Cannot read tar at byte 512: bad header checksum");
+ * assert.equal(error.retryable, false);
+ * ```
+ */
+export class FormatError extends SluiceError {
+  /** Always `false`: the same bytes are malformed again. */
+  readonly retryable: boolean = false;
+  /** The format being read. */
+  readonly format: string;
+  /** What is wrong. */
+  readonly reason: string;
+  /** The byte offset where the problem was found, when known. */
+  readonly offset?: number;
+
+  /**
+   * Makes a format error.
+   *
+   * @param init The format, the reason and the offset.
+   * @param message Defaults to `Cannot read <format> at byte <offset>: <reason>`.
+   */
+  constructor(init: FormatErrorInit, message?: string) {
+    const where = init.offset === undefined ? "" : ` at byte ${init.offset}`;
+    super(
+      message ?? `Cannot read ${init.format}${where}: ${init.reason}`,
+      init,
+    );
+    this.format = init.format;
+    this.reason = init.reason;
+    if (init.offset !== undefined) this.offset = init.offset;
+  }
+}
+
+/**
+ * The input uses a feature sluice deliberately does not handle: an encrypted
+ * or split zip, a compression method other than stored and deflate, a sparse
+ * file, a device or fifo entry.
+ *
+ * Not retryable. `feature` names what was found, so a caller can tell the
+ * user which tool to use instead.
+ *
+ * @example
+ * ```ts
+ * import { UnsupportedError } from "@sluice/sluice/errors";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new UnsupportedError({ format: "zip", feature: "encrypted entries", subject: "secret.txt" });
+ * assert.equal(error.message, 'Cannot read zip: encrypted entries are not supported ("secret.txt")');
+ * ```
+ */
+export class UnsupportedError extends SluiceError {
+  /** Always `false`. */
+  readonly retryable: boolean = false;
+  /** The format being read. */
+  readonly format: string;
+  /** The unsupported feature. */
+  readonly feature: string;
+
+  /**
+   * Makes the error.
+   *
+   * @param init The format, the feature and the entry it was found in.
+   */
+  constructor(
+    init:
+      & { format: string; feature: string; subject?: string }
+      & SluiceErrorOptions,
+  ) {
+    const subject = init.subject === undefined
+      ? ""
+      : ` (${JSON.stringify(init.subject)})`;
+    super(
+      `Cannot read ${init.format}: ${init.feature} are not supported${subject}`,
+      init,
+    );
+    this.format = init.format;
+    this.feature = init.feature;
+  }
+}
+
 /** One item that failed inside a {@linkcode PartialFailureError}. */
 export interface ItemFailure<T> {
   /** The item that failed. */
