@@ -5,12 +5,14 @@
  * (`SpillStore`, `spillStream`, `cleanupStale`), sinks that deliver a stream
  * with a receipt (`fileSink`, `channel`, `writableSink`, `webhookSink`,
  * `sqliteSink`, `parseSinkConfig`, `deliverAll`), atomic files
- * (`AtomicFile`) and the typed errors every module throws.
+ * (`AtomicFile`), archives read in one pass and installed all or nothing
+ * (`untar`, `unzip`, `openArchive`, `install`) and the typed errors every
+ * module throws.
  *
  * Each module also has its own entry point (`@sluice/sluice/retry`,
  * `@sluice/sluice/semaphore`, `@sluice/sluice/chunks`,
  * `@sluice/sluice/range`, `@sluice/sluice/spill`, `@sluice/sluice/sinks`,
- * `@sluice/sluice/atomic`, `@sluice/sluice/errors`),
+ * `@sluice/sluice/atomic`, `@sluice/sluice/archive`, `@sluice/sluice/errors`),
  * so an application can import only what it uses.
  *
  * @example
@@ -29,6 +31,7 @@
  * @module
  */
 
+export * from "./archive/mod.ts";
 export * from "./core/atomic_file.ts";
 export * from "./core/chunks.ts";
 export * from "./core/errors.ts";

@@ -8,7 +8,7 @@
 // back.
 
 import zlib from "node:zlib";
-import { FormatError } from "../core/errors.ts";
+import { FormatError, IncompleteStreamError } from "../core/errors.ts";
 import type { ByteReader } from "./_reader.ts";
 
 /** Compressed bytes fed per step: bounds the output of one step (deflate expands at most ~1032×). */
@@ -52,12 +52,21 @@ export class RawInflater {
         // The input stops here: fine if the deflate stream ended right at it.
         if (await this.#finish()) continue;
         this.close();
+        const at = this.#reader.position;
+        if (room > 0) {
+          throw new IncompleteStreamError(
+            {
+              expected: Number.isFinite(room) ? at + room : at + 1,
+              received: at,
+              source: `${this.#format} stream`,
+            },
+            `Cannot read ${this.#format}: the input ends inside compressed data (after ${at} bytes)`,
+          );
+        }
         throw new FormatError({
           format: this.#format,
-          reason: room > 0
-            ? "the compressed data stops before the end of its deflate stream"
-            : "the deflate stream is longer than its declared size",
-          offset: this.#reader.position,
+          reason: "the deflate stream is longer than its declared size",
+          offset: at,
         });
       }
       const before = this.#z.bytesWritten;

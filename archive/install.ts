@@ -56,13 +56,13 @@ export interface ManifestEntry {
 
 /** What {@linkcode install} put in place. */
 export interface InstallResult {
-  /** Regular files written (hardlinks not included). */
+  /** Files installed, hardlinks included (each is also in the manifest). */
   files: number;
   /** Directories created (the target itself not included). */
   directories: number;
-  /** File bytes written. */
+  /** File bytes written (a hardlinked file counts once). */
   bytes: number;
-  /** Every file with its size and SHA-256, in archive order. */
+  /** Every file with its size and SHA-256: regular files in archive order, then hardlinks (with their target's size and hash). */
   manifest: ManifestEntry[];
 }
 
@@ -356,8 +356,17 @@ async function stage(
         total -= staged.manifest.size;
       } else kept.push(staged);
     }
-    if (expected) checkCatalog(kept, expected);
-    await makeLinks(links, names, staging);
+    const hardlinks = resolveHardlinks(
+      links,
+      names,
+      new Map(kept.map((staged) => [staged.path, staged.manifest])),
+    );
+    const manifest = [
+      ...kept.map((staged) => staged.manifest),
+      ...hardlinks.map((link) => link.manifest),
+    ];
+    if (expected) checkCatalog(manifest, expected);
+    await makeLinks(hardlinks, links, names, staging);
     for (const staged of kept) {
       await Deno.chmod(join(staging, staged.path), staged.entry.mode & 0o777);
     }
@@ -379,10 +388,10 @@ async function stage(
       if (dir.mtime) await Deno.utime(path, dir.mtime, dir.mtime);
     }
     return {
-      files: kept.length,
+      files: manifest.length,
       directories: dirs.size - 1,
       bytes: total,
-      manifest: kept.map((staged) => staged.manifest),
+      manifest,
     };
   } finally {
     for (const file of pending.splice(0)) file.close();
@@ -401,7 +410,7 @@ function checkMode(entry: ArchiveEntry): void {
 }
 
 function checkCatalog(
-  files: StagedFile[],
+  files: ManifestEntry[],
   expected: Map<string, string>,
 ): void {
   const byKey = new Map(
@@ -410,7 +419,8 @@ function checkCatalog(
       { path, sha: sha.toLowerCase() },
     ]),
   );
-  for (const { path, manifest } of files) {
+  for (const manifest of files) {
+    const { path } = manifest;
     const want = byKey.get(foldKey(path));
     if (want === undefined) {
       throw new IntegrityError(
@@ -436,26 +446,47 @@ function checkCatalog(
   }
 }
 
-async function makeLinks(
+/** Checks each hardlink names a file of the archive; returns the pairs, with the manifest entry each link shares. */
+function resolveHardlinks(
   links: { entry: ArchiveEntry; path: string }[],
   names: NameTable,
-  staging: string,
-): Promise<void> {
-  // Hardlinks first (they name files), then symlinks, so nothing is ever
-  // written or linked through a symlink.
+  files: Map<string, ManifestEntry>,
+): { path: string; target: string; manifest: ManifestEntry }[] {
+  const out = [];
   for (const { entry, path } of links) {
     if (entry.type !== "hardlink") continue;
     const unsafe = (reason: string): never => {
       throw new UnsafeEntryError({ path: entry.path, reason });
     };
-    const target = segmentsOf(entry.linkTarget ?? "", "link target").join("/");
-    if (names.kindOf(target) !== "file") {
+    let target = "";
+    try {
+      target = segmentsOf(entry.linkTarget ?? "", "link target").join("/");
+    } catch (error) {
+      if (!(error instanceof UnsafeEntryError)) throw error;
+      unsafe(`its target ${JSON.stringify(entry.linkTarget)}: ${error.reason}`);
+    }
+    const linked = files.get(target);
+    if (names.kindOf(target) !== "file" || linked === undefined) {
       unsafe(
         `its target ${
           JSON.stringify(entry.linkTarget)
         } is not a file of the archive`,
       );
     }
+    out.push({ path, target, manifest: { ...linked!, path } });
+  }
+  return out;
+}
+
+async function makeLinks(
+  hardlinks: { path: string; target: string }[],
+  links: { entry: ArchiveEntry; path: string }[],
+  names: NameTable,
+  staging: string,
+): Promise<void> {
+  // Hardlinks first (they name files), then symlinks, so nothing is ever
+  // written or linked through a symlink.
+  for (const { path, target } of hardlinks) {
     await Deno.link(join(staging, target), join(staging, path));
   }
   for (const { entry, path } of links) {

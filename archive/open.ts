@@ -73,10 +73,10 @@ async function sniff(reader: ByteReader): Promise<ArchiveKind> {
   await reader.fill(512);
   const head = reader.peek(Math.min(reader.buffered, 512));
   if (head[0] === 0x1f && head[1] === 0x8b) return "tar.gz";
-  if (
-    head[0] === 0x50 && head[1] === 0x4b &&
-    ((head[2] === 3 && head[3] === 4) || (head[2] === 5 && head[3] === 6))
-  ) return "zip";
+  // Local header, empty archive, or a split-archive marker (which the zip
+  // reader refuses as unsupported).
+  const zip = ["PK\x03\x04", "PK\x05\x06", "PK\x07\x08", "PK00"];
+  if (zip.includes(String.fromCharCode(...head.subarray(0, 4)))) return "zip";
   if (head.length === 512 && looksLikeTar(head)) return "tar";
   await reader.cancel();
   throw new FormatError({

@@ -43,7 +43,12 @@ export interface ArchiveEntry {
   readonly mode: number;
   /** The modification time. */
   readonly mtime: Date;
-  /** For symlinks, the target as written; for hardlinks, the path of the linked entry. */
+  /**
+   * For symlinks, the target as written; for hardlinks, the path of the
+   * linked entry. A zip symlink is known to be one only from the central
+   * directory, after its body (which holds the target) was read, so it has
+   * no `linkTarget`: its body is the target.
+   */
   readonly linkTarget?: string;
   /** The CRC-32 the archive declares for the body (zip only); the provider checks it. */
   readonly crc32?: number;
