@@ -34,6 +34,12 @@
  */
 
 export { concatEntries } from "./concat.ts";
+export {
+  decodeFrames,
+  type DecodeFramesOptions,
+  encodeFrames,
+  type EncodeFramesOptions,
+} from "./frames.ts";
 export { gunzip } from "./gunzip.ts";
 export {
   install,

@@ -37,7 +37,11 @@ export interface ArchiveEntry {
   readonly path: string;
   /** What the entry is. */
   readonly type: EntryType;
-  /** The number of bytes `body` yields (0 for everything but files). */
+  /**
+   * The number of bytes `body` yields (0 for everything but files), or -1
+   * when the archive does not say before the body: a zip entry with a data
+   * descriptor, whose size is set once its body has been read and checked.
+   */
   readonly size: number;
   /** The permission bits, as the archive gives them (including setuid, setgid and sticky bits). */
   readonly mode: number;
