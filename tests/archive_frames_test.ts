@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { crc32 } from "node:zlib";
-import { decodeFrames, encodeFrames } from "../archive/mod.ts";
+import { decodeFrames, encodeFrames, install } from "../archive/mod.ts";
 import type { ArchiveEntry, EntryType } from "../archive/types.ts";
 import { untar } from "../archive/untar.ts";
 import {
@@ -1102,4 +1102,53 @@ async function hasTar(): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+// --- installing from frames ------------------------------------------------
+
+Deno.test("install from a truncated or corrupted frame stream rolls back: typed error, nothing left", async () => {
+  await using work = await tempDir("sluice_frames_install_");
+  const big = randomBytes(3 * MiB);
+  const bytes = await encode([
+    { path: "app", type: "directory" },
+    { path: "app/small.txt", bytes: encoder.encode("hello") },
+    { path: "app/big.bin", bytes: big },
+  ]);
+  // The intact stream installs, and the manifest carries the hashes.
+  const good = await install(decodeFrames(streamOf(bytes)), `${work.path}/ok`);
+  assert.deepEqual(good.manifest.map((m) => [m.path, m.sha256]), [
+    ["app/small.txt", sha256(encoder.encode("hello"))],
+    ["app/big.bin", sha256(big)],
+  ]);
+  const cases: [string, Uint8Array, new (...args: never[]) => Error][] = [
+    [
+      "cut inside the big body",
+      bytes.subarray(0, 2 * MiB),
+      IncompleteStreamError,
+    ],
+    [
+      "cut before the end frame",
+      bytes.subarray(0, bytes.length - 10),
+      IncompleteStreamError,
+    ],
+    ["a flipped byte in the big body", flip(bytes, 1 * MiB), FormatError],
+  ];
+  for (const [what, input, type] of cases) {
+    await assert.rejects(
+      install(decodeFrames(streamOf(input)), `${work.path}/target`),
+      type,
+      what,
+    );
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(work.path))).map((e) => e.name),
+      ["ok"],
+      `${what}: no target and no staging directory left`,
+    );
+  }
+});
+
+function flip(bytes: Uint8Array, at: number): Uint8Array {
+  const copy = bytes.slice();
+  copy[at]! ^= 0xff;
+  return copy;
 }
