@@ -31,7 +31,7 @@ export class ByteReader {
       if (this.#signal?.aborted) {
         throw CancelledError.fromSignal(this.#signal);
       }
-      const { done, value } = await this.#reader.read();
+      const { done, value } = await this.#read();
       if (done) this.#done = true;
       else if (value.length > 0) {
         this.#chunks.push(value);
@@ -39,6 +39,22 @@ export class ByteReader {
       }
     }
     return this.#buffered >= n;
+  }
+
+  /** One read of the source; an abort while it waits cancels the source. */
+  #read(): Promise<ReadableStreamReadResult<Uint8Array>> {
+    const signal = this.#signal;
+    if (signal === undefined) return this.#reader.read();
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        reject(CancelledError.fromSignal(signal));
+        this.#reader.cancel(signal.reason).catch(() => {});
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#reader.read().then(resolve, reject).finally(() =>
+        signal.removeEventListener("abort", onAbort)
+      );
+    });
   }
 
   /** Whether the stream has no more bytes. */
