@@ -76,3 +76,35 @@ export class EntryBody {
     }
   }
 }
+
+/** The body a provider has handed out and not yet settled. */
+export interface BodySlot {
+  current?: EntryBody | undefined;
+}
+
+/**
+ * Runs a provider's entry generator so that, when it fails or its consumer
+ * stops early, the body in flight is errored (never left hanging) and the
+ * source is cancelled.
+ */
+export async function* guardEntries<T>(
+  source: { cancel(reason?: unknown): Promise<void> },
+  produce: (slot: BodySlot) => AsyncGenerator<T, void, undefined>,
+): AsyncGenerator<T, void, undefined> {
+  const slot: BodySlot = {};
+  let finished = false;
+  try {
+    yield* produce(slot);
+    finished = true;
+  } catch (error) {
+    slot.current?.abandon(error);
+    throw error;
+  } finally {
+    if (!finished) {
+      slot.current?.abandon(
+        new TypeError("Cannot read entry body: iteration stopped"),
+      );
+      await source.cancel();
+    }
+  }
+}

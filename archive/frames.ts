@@ -41,7 +41,7 @@ import {
   IntegrityError,
   LimitError,
 } from "../core/errors.ts";
-import { EntryBody } from "./_entry.ts";
+import { type BodySlot, EntryBody, guardEntries } from "./_entry.ts";
 import { ByteReader } from "./_reader.ts";
 import type {
   ArchiveEntries,
@@ -548,41 +548,40 @@ async function* entriesOf(
   maxPathBytes: number,
   signal: AbortSignal | undefined,
 ): AsyncGenerator<ArchiveEntry> {
-  let body: EntryBody | undefined;
-  let finished = false;
-  // ByteReader checks the signal between reads; cancelling it also ends a
-  // read that is waiting on a stalled source.
-  const onAbort = () => void reader.cancel(signal!.reason);
-  signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    await readPreamble(reader);
-    for (let count = 0;; count++) {
-      const next = await readFrame(reader, [HEADER, END]);
-      if (next.type === END) {
-        readEndFrame(next, count);
-        const at = reader.position;
-        if (!(await reader.atEnd())) {
-          throw malformed("data after the end frame", at);
-        }
-        finished = true;
-        return;
-      }
-      const header = parseHeader(next, maxPathBytes);
-      body = new EntryBody(bodyPieces(reader, header, signal));
-      yield { ...header, body: body.stream };
-      await body.settle();
-      body = undefined;
-    }
+    yield* guardEntries(
+      reader,
+      (slot) => readFrames(reader, maxPathBytes, signal, slot),
+    );
   } catch (error) {
-    const reason = asCancelled(error, signal);
-    body?.abandon(reason);
-    throw reason;
-  } finally {
-    signal?.removeEventListener("abort", onAbort);
-    if (!finished) {
-      body?.abandon(new TypeError("Cannot read entry body: iteration stopped"));
-      await reader.cancel();
+    throw asCancelled(error, signal);
+  }
+}
+
+async function* readFrames(
+  reader: ByteReader,
+  maxPathBytes: number,
+  signal: AbortSignal | undefined,
+  slot: BodySlot,
+): AsyncGenerator<ArchiveEntry> {
+  await readPreamble(reader);
+  for (let count = 0;; count++) {
+    const next = await readFrame(reader, [HEADER, END]);
+    if (next.type === END) {
+      readEndFrame(next, count);
+      const at = reader.position;
+      if (!(await reader.atEnd())) {
+        throw malformed("data after the end frame", at);
+      }
+      return;
     }
+    const header = parseHeader(next, maxPathBytes);
+    const body = slot.current = new EntryBody(
+      bodyPieces(reader, header, signal),
+    );
+    yield { ...header, body: body.stream };
+    await body.settle();
+    slot.current = undefined;
   }
 }
 

@@ -6,7 +6,7 @@
 
 import { FormatError, LimitError, UnsupportedError } from "../core/errors.ts";
 import { ByteReader } from "./_reader.ts";
-import { EntryBody } from "./_entry.ts";
+import { type BodySlot, EntryBody, guardEntries } from "./_entry.ts";
 import type {
   ArchiveEntries,
   ArchiveEntry,
@@ -95,96 +95,91 @@ interface Overrides {
 }
 
 /** The entries of the tar behind `reader` (for {@linkcode openArchive}, which sniffs first). */
-export async function* tarEntries(
+export function tarEntries(
   reader: ByteReader,
   maxMetadata: number,
 ): AsyncGenerator<ArchiveEntry> {
+  return guardEntries(reader, (slot) => readTar(reader, maxMetadata, slot));
+}
+
+async function* readTar(
+  reader: ByteReader,
+  maxMetadata: number,
+  slot: BodySlot,
+): AsyncGenerator<ArchiveEntry> {
   const global: Overrides = {};
   let local: Overrides = {};
-  let body: EntryBody | undefined;
-  let finished = false;
-  try {
-    for (;;) {
-      const offset = reader.position;
-      const block = await reader.readExact(BLOCK);
-      if (isZero(block)) {
-        await expectEnd(reader, offset);
-        finished = true;
-        return;
-      }
-      verifyChecksum(block, offset);
-      const flag = String.fromCharCode(block[156]!);
-      const ustar = text(block, 257, 6) === "ustar";
-      let size = readNumber(block, 124, 12, "size", offset);
-      if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
-        if (size > maxMetadata) {
-          throw new LimitError({
-            what: "bytes of tar metadata",
-            limit: maxMetadata,
-            actual: size,
-          });
-        }
-        const record = await reader.readExact(size);
-        await reader.skip(padding(size));
-        if (flag === "x") local = { ...local, ...parsePax(record, offset) };
-        else if (flag === "g") Object.assign(global, parsePax(record, offset));
-        else if (flag === "L") local.path = cString(record, 0, record.length);
-        else local.linkpath = cString(record, 0, record.length);
-        continue;
-      }
-      const overrides = { ...global, ...local };
-      local = {};
-      if (overrides.size !== undefined) size = overrides.size;
-      let name = overrides.path ?? cString(block, 0, 100);
-      if (overrides.path === undefined && ustar && block[263] === 0x30) {
-        // POSIX ustar ("ustar\0" "00") splits long names into prefix/name.
-        const prefix = cString(block, 345, 155);
-        if (prefix !== "") name = `${prefix}/${name}`;
-      }
-      const type = entryType(flag, name, size, offset);
-      if (type !== "file" && size !== 0) {
-        throw new FormatError({
-          format: "tar",
-          reason: `a ${type} entry declares ${size} bytes of data`,
-          offset,
+  for (;;) {
+    const offset = reader.position;
+    const block = await reader.readExact(BLOCK);
+    if (isZero(block)) {
+      await expectEnd(reader, offset);
+      return;
+    }
+    verifyChecksum(block, offset);
+    const flag = String.fromCharCode(block[156]!);
+    const ustar = text(block, 257, 6) === "ustar";
+    let size = readNumber(block, 124, 12, "size", offset);
+    if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
+      if (size > maxMetadata) {
+        throw new LimitError({
+          what: "bytes of tar metadata",
+          limit: maxMetadata,
+          actual: size,
         });
       }
-      if (type === "directory") name = name.replace(/\/+$/, "");
-      const mode = readNumber(block, 100, 8, "mode", offset) & 0o7777;
-      const mtime = overrides.mtime ??
-        readNumber(block, 136, 12, "mtime", offset, true);
-      const linkTarget = type === "symlink" || type === "hardlink"
-        ? overrides.linkpath ?? cString(block, 157, 100)
-        : undefined;
-      let left = size;
-      body = new EntryBody(async () => {
-        if (left === 0) return null;
-        const piece = await reader.readSome(Math.min(left, PIECE));
-        if (piece === null) await reader.readExact(left); // throws: truncated
-        left -= piece!.length;
-        return piece;
-      });
-      yield {
-        path: name,
-        type,
-        size,
-        mode,
-        mtime: new Date(mtime * 1000),
-        ...(linkTarget === undefined ? {} : { linkTarget }),
-        body: body.stream,
-      };
-      await body.settle();
-      body = undefined;
+      const record = await reader.readExact(size);
       await reader.skip(padding(size));
+      if (flag === "x") local = { ...local, ...parsePax(record, offset) };
+      else if (flag === "g") Object.assign(global, parsePax(record, offset));
+      else if (flag === "L") local.path = cString(record, 0, record.length);
+      else local.linkpath = cString(record, 0, record.length);
+      continue;
     }
-  } catch (error) {
-    body?.abandon(error);
-    throw error;
-  } finally {
-    if (!finished) {
-      body?.abandon(new TypeError("Cannot read entry body: iteration stopped"));
-      await reader.cancel();
+    const overrides = { ...global, ...local };
+    local = {};
+    if (overrides.size !== undefined) size = overrides.size;
+    let name = overrides.path ?? cString(block, 0, 100);
+    if (overrides.path === undefined && ustar && block[263] === 0x30) {
+      // POSIX ustar ("ustar\0" "00") splits long names into prefix/name.
+      const prefix = cString(block, 345, 155);
+      if (prefix !== "") name = `${prefix}/${name}`;
     }
+    const type = entryType(flag, name, size, offset);
+    if (type !== "file" && size !== 0) {
+      throw new FormatError({
+        format: "tar",
+        reason: `a ${type} entry declares ${size} bytes of data`,
+        offset,
+      });
+    }
+    if (type === "directory") name = name.replace(/\/+$/, "");
+    const mode = readNumber(block, 100, 8, "mode", offset) & 0o7777;
+    const mtime = overrides.mtime ??
+      readNumber(block, 136, 12, "mtime", offset, true);
+    const linkTarget = type === "symlink" || type === "hardlink"
+      ? overrides.linkpath ?? cString(block, 157, 100)
+      : undefined;
+    let left = size;
+    const body = slot.current = new EntryBody(async () => {
+      if (left === 0) return null;
+      const piece = await reader.readSome(Math.min(left, PIECE));
+      if (piece === null) await reader.readExact(left); // throws: truncated
+      left -= piece!.length;
+      return piece;
+    });
+    yield {
+      path: name,
+      type,
+      size,
+      mode,
+      mtime: new Date(mtime * 1000),
+      ...(linkTarget === undefined ? {} : { linkTarget }),
+      body: body.stream,
+    };
+    await body.settle();
+    slot.current = undefined;
+    await reader.skip(padding(size));
   }
 }
 

@@ -11,7 +11,7 @@ import {
   IntegrityError,
   UnsupportedError,
 } from "../core/errors.ts";
-import { EntryBody } from "./_entry.ts";
+import { type BodySlot, EntryBody, guardEntries } from "./_entry.ts";
 import { RawInflater } from "./_inflate.ts";
 import { ByteReader } from "./_reader.ts";
 import type {
@@ -107,53 +107,45 @@ export function unzip(
 }
 
 /** The entries of the zip behind `reader` (for {@linkcode openArchive}, which sniffs first). */
-export async function* zipEntries(
+export function zipEntries(reader: ByteReader): AsyncGenerator<ArchiveEntry> {
+  return guardEntries(reader, (slot) => readZip(reader, slot));
+}
+
+async function* readZip(
   reader: ByteReader,
+  slot: BodySlot,
 ): AsyncGenerator<ArchiveEntry> {
   const streamed: Streamed[] = [];
-  let body: EntryBody | undefined;
-  let finished = false;
-  try {
-    for (;;) {
-      const offset = reader.position;
-      const signature = u32(await reader.readExact(4), 0);
-      if (signature === LOCAL) {
-        const record = await readLocal(reader, offset);
-        streamed.push(record.streamed);
-        body = record.body;
-        yield record.streamed.entry;
-        await body.settle();
-        body = undefined;
-        record.streamed.end = reader.position;
-        continue;
-      }
-      if (signature === CENTRAL || signature === END) {
-        await readCentral(reader, offset, signature, streamed);
-        finished = true;
-        return;
-      }
-      if (offset === 0 && (signature === DESCRIPTOR || signature === SPANNED)) {
-        throw new UnsupportedError({
-          format: "zip",
-          feature: "split archives",
-        });
-      }
-      throw new FormatError({
+  for (;;) {
+    const offset = reader.position;
+    const signature = u32(await reader.readExact(4), 0);
+    if (signature === LOCAL) {
+      const record = await readLocal(reader, offset);
+      streamed.push(record.streamed);
+      slot.current = record.body;
+      yield record.streamed.entry;
+      await record.body.settle();
+      slot.current = undefined;
+      record.streamed.end = reader.position;
+      continue;
+    }
+    if (signature === CENTRAL || signature === END) {
+      await readCentral(reader, offset, signature, streamed);
+      return;
+    }
+    if (offset === 0 && (signature === DESCRIPTOR || signature === SPANNED)) {
+      throw new UnsupportedError({
         format: "zip",
-        reason: offset === 0
-          ? "no local file header at the start (not a zip, or junk before it)"
-          : "expected a local file header or the central directory",
-        offset,
+        feature: "split archives",
       });
     }
-  } catch (error) {
-    body?.abandon(error);
-    throw error;
-  } finally {
-    if (!finished) {
-      body?.abandon(new TypeError("Cannot read entry body: iteration stopped"));
-      await reader.cancel();
-    }
+    throw new FormatError({
+      format: "zip",
+      reason: offset === 0
+        ? "no local file header at the start (not a zip, or junk before it)"
+        : "expected a local file header or the central directory",
+      offset,
+    });
   }
 }
 

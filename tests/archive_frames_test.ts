@@ -72,6 +72,20 @@ interface Decoded {
   bytes: Uint8Array;
 }
 
+/** An entry's fields and its whole body. */
+async function decoded(e: ArchiveEntry): Promise<Decoded> {
+  return {
+    path: e.path,
+    type: e.type,
+    size: e.size,
+    mode: e.mode,
+    mtime: e.mtime.getTime(),
+    linkTarget: e.linkTarget,
+    hasLinkTarget: "linkTarget" in e,
+    bytes: await new Response(e.body).bytes(),
+  };
+}
+
 /** Decodes everything, reading every body to its end. */
 async function decodeAll(
   input: Uint8Array | ReadableStream<Uint8Array>,
@@ -80,16 +94,7 @@ async function decodeAll(
   const stream = input instanceof Uint8Array ? streamOf(input, 4099) : input;
   const out: Decoded[] = [];
   for await (const e of decodeFrames(stream, options)) {
-    out.push({
-      path: e.path,
-      type: e.type,
-      size: e.size,
-      mode: e.mode,
-      mtime: e.mtime.getTime(),
-      linkTarget: e.linkTarget,
-      hasLinkTarget: "linkTarget" in e,
-      bytes: await new Response(e.body).bytes(),
-    });
+    out.push(await decoded(e));
   }
   return out;
 }
@@ -233,16 +238,7 @@ Deno.test("decodeFrames(encodeFrames()) round-trips every field and byte of file
   const decoded = decodeFrames(streamOf(frames, 65536));
   const seen: Decoded[] = [];
   for await (const e of decoded) {
-    seen.push({
-      path: e.path,
-      type: e.type,
-      size: e.size,
-      mode: e.mode,
-      mtime: e.mtime.getTime(),
-      linkTarget: e.linkTarget,
-      hasLinkTarget: "linkTarget" in e,
-      bytes: await new Response(e.body).bytes(),
-    });
+    seen.push(await decoded(e));
   }
   assert.equal(seen.length, specs.length);
   for (const [i, spec] of specs.entries()) {
