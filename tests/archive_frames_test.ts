@@ -73,7 +73,7 @@ interface Decoded {
 }
 
 /** An entry's fields and its whole body. */
-async function decoded(e: ArchiveEntry): Promise<Decoded> {
+async function decodedEntry(e: ArchiveEntry): Promise<Decoded> {
   return {
     path: e.path,
     type: e.type,
@@ -94,7 +94,7 @@ async function decodeAll(
   const stream = input instanceof Uint8Array ? streamOf(input, 4099) : input;
   const out: Decoded[] = [];
   for await (const e of decodeFrames(stream, options)) {
-    out.push(await decoded(e));
+    out.push(await decodedEntry(e));
   }
   return out;
 }
@@ -238,7 +238,7 @@ Deno.test("decodeFrames(encodeFrames()) round-trips every field and byte of file
   const decoded = decodeFrames(streamOf(frames, 65536));
   const seen: Decoded[] = [];
   for await (const e of decoded) {
-    seen.push(await decoded(e));
+    seen.push(await decodedEntry(e));
   }
   assert.equal(seen.length, specs.length);
   for (const [i, spec] of specs.entries()) {
