@@ -291,38 +291,47 @@ async function stage(
         });
       pending.push(file);
       let size = 0;
-      for await (const piece of entry.body) {
-        if (signal?.aborted) throw CancelledError.fromSignal(signal);
-        size += piece.length;
-        total += piece.length;
-        if (size > limits.maxFileBytes) {
-          throw new LimitError({
-            what: `bytes in ${JSON.stringify(path)}`,
-            limit: limits.maxFileBytes,
-          });
+      // One write in flight while the next piece is read: the read and the
+      // write of a large file overlap instead of taking turns.
+      let writing: Promise<void> = Promise.resolve();
+      try {
+        for await (const piece of entry.body) {
+          if (signal?.aborted) throw CancelledError.fromSignal(signal);
+          size += piece.length;
+          total += piece.length;
+          if (size > limits.maxFileBytes) {
+            throw new LimitError({
+              what: `bytes in ${JSON.stringify(path)}`,
+              limit: limits.maxFileBytes,
+            });
+          }
+          if (total > limits.maxBytes) {
+            throw new LimitError({ what: "bytes", limit: limits.maxBytes });
+          }
+          const read = entries.bytesRead;
+          if (
+            read !== undefined && total > RATIO_GRACE &&
+            total > limits.maxRatio * Math.max(read, 1)
+          ) {
+            throw new LimitError(
+              { what: "compression ratio", limit: limits.maxRatio },
+              `Cannot continue: ${total} bytes written from ${read} bytes read exceeds the compression ratio limit of ${limits.maxRatio}`,
+            );
+          }
+          if (small) {
+            hash.update(piece);
+            writeAllSync(file, piece);
+          } else {
+            await writing;
+            writing = writeAll(file, piece);
+            hash.update(piece);
+          }
         }
-        if (total > limits.maxBytes) {
-          throw new LimitError({ what: "bytes", limit: limits.maxBytes });
-        }
-        const read = entries.bytesRead;
-        if (
-          read !== undefined && total > RATIO_GRACE &&
-          total > limits.maxRatio * Math.max(read, 1)
-        ) {
-          throw new LimitError(
-            { what: "compression ratio", limit: limits.maxRatio },
-            `Cannot continue: ${total} bytes written from ${read} bytes read exceeds the compression ratio limit of ${limits.maxRatio}`,
-          );
-        }
-        if (small) {
-          hash.update(piece);
-          writeAllSync(file, piece);
-        } else {
-          const written = writeAll(file, piece);
-          hash.update(piece);
-          await written;
-        }
+      } finally {
+        // Settled before the file is synced or closed, also on failure.
+        await writing.catch(() => {});
       }
+      await writing;
       if (entry.size >= 0 && size !== entry.size) {
         throw new IntegrityError({
           check: "size",
