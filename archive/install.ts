@@ -377,7 +377,7 @@ async function stage(
     if (expected) checkCatalog(manifest, expected);
     await makeLinks(hardlinks, links, names, staging);
     for (const staged of kept) {
-      await Deno.chmod(join(staging, staged.path), staged.entry.mode & 0o777);
+      Deno.chmodSync(join(staging, staged.path), staged.entry.mode & 0o777);
     }
     const ordered = [...dirs.values()].sort((a, b) =>
       depth(b.path) - depth(a.path)
