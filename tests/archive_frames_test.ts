@@ -1058,16 +1058,7 @@ Deno.test({
     const received = new Map<string, Decoded>();
     const decoded = decodeFrames(response.body!);
     for await (const e of decoded) {
-      received.set(e.path, {
-        path: e.path,
-        type: e.type,
-        size: e.size,
-        mode: e.mode,
-        mtime: e.mtime.getTime(),
-        linkTarget: e.linkTarget,
-        hasLinkTarget: "linkTarget" in e,
-        bytes: await new Response(e.body).bytes(),
-      });
+      received.set(e.path, await decodedEntry(e));
     }
     const get = (path: string) => {
       const found = received.get(path) ?? received.get(`./${path}`);
