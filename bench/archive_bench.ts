@@ -64,15 +64,18 @@
  * whichever side ran next. For the same reason the directory the trees go in
  * is marked with `chattr +T` (best effort; ignored where it fails), which
  * makes ext4 place each new tree in a group of its own rather than beside
- * directories removed earlier. The remaining trees (about 2 GiB, 320 000
- * files) are removed when the process exits.
+ * directories removed earlier. The remaining trees (24 of them, about
+ * 3 GiB and 480 000 files) are removed when the process exits, so on such a
+ * file system leave 5 minutes between two runs: the next run's trees land in
+ * the groups just freed (a "tar -x" of the small files taking 8 s instead of
+ * 1 s, with the kernel's time in `recently_deleted`, is the sign).
  *
  * With `ARCHIVE_BENCH_SMALL=1` everything shrinks for a quick smoke test:
  * 4 × 16 MiB and 2 000 files.
  *
  * Disk times swing from one iteration to the next (in a VM, several-fold), so
  * compare runs by their ratios and look at the min column too. It needs GNU
- * tar, Info-ZIP zip and unzip, and coreutils `sync`; about 5 GiB free (2 GiB
+ * tar, Info-ZIP zip and unzip, and coreutils `sync`; about 5 GiB free (1 GiB
  * with `ARCHIVE_BENCH_SMALL=1`).
  *
  * ```sh
