@@ -10,7 +10,7 @@ import { RawInflater } from "./_inflate.ts";
 import { ByteReader } from "./_reader.ts";
 import type { ReadArchiveOptions } from "./types.ts";
 
-const FTEXT_RESERVED = 0xe0;
+const RESERVED_FLAGS = 0xe0;
 const FHCRC = 0x02;
 const FEXTRA = 0x04;
 const FNAME = 0x08;
@@ -106,7 +106,7 @@ async function readHeader(reader: ByteReader, members: number): Promise<void> {
     });
   }
   const flags = header[3]!;
-  if (header[2] !== 8 || (flags & FTEXT_RESERVED) !== 0) {
+  if (header[2] !== 8 || (flags & RESERVED_FLAGS) !== 0) {
     throw new FormatError({
       format: "gzip",
       reason: header[2] !== 8

@@ -8,7 +8,7 @@
 import { FormatError } from "../core/errors.ts";
 import { gunzipFrom } from "./gunzip.ts";
 import { ByteReader } from "./_reader.ts";
-import { tarEntries, type UntarOptions } from "./untar.ts";
+import { checksumProblem, tarEntries, type UntarOptions } from "./untar.ts";
 import { zipEntries } from "./unzip.ts";
 import type { ArchiveEntries, ArchiveEntry } from "./types.ts";
 
@@ -87,13 +87,6 @@ async function sniff(reader: ByteReader): Promise<ArchiveKind> {
 }
 
 function looksLikeTar(block: Uint8Array): boolean {
-  if (block.every((b) => b === 0)) return true;
-  const field = String.fromCharCode(...block.subarray(148, 156))
-    .replace(/[\0 ]+$/, "").trim();
-  if (!/^[0-7]+$/.test(field)) return false;
-  let sum = 0;
-  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i]!;
-  // A signed sum is accepted by the tar reader too; sniffing needs only a hint.
-  return parseInt(field, 8) === sum ||
+  return block.every((b) => b === 0) || checksumProblem(block) === undefined ||
     String.fromCharCode(...block.subarray(257, 262)) === "ustar";
 }

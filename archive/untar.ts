@@ -254,14 +254,14 @@ async function expectEnd(reader: ByteReader, offset: number): Promise<void> {
   }
 }
 
-function verifyChecksum(block: Uint8Array, offset: number): void {
+/**
+ * Why a 512-byte block is not a valid tar header by its checksum (GNU tar
+ * accepts the signed sum as well as the unsigned one), or `undefined` if it is.
+ */
+export function checksumProblem(block: Uint8Array): string | undefined {
   const field = text(block, 148, 8).trim();
   if (!/^[0-7]+$/.test(field)) {
-    throw new FormatError({
-      format: "tar",
-      reason: "the header checksum is not an octal number",
-      offset,
-    });
+    return "the header checksum is not an octal number";
   }
   const expected = parseInt(field, 8);
   let unsigned = 0;
@@ -271,12 +271,15 @@ function verifyChecksum(block: Uint8Array, offset: number): void {
     unsigned += byte;
     signed += byte > 127 ? byte - 256 : byte;
   }
-  if (expected !== unsigned && expected !== signed) {
-    throw new FormatError({
-      format: "tar",
-      reason: "bad header checksum",
-      offset,
-    });
+  return expected === unsigned || expected === signed
+    ? undefined
+    : "bad header checksum";
+}
+
+function verifyChecksum(block: Uint8Array, offset: number): void {
+  const reason = checksumProblem(block);
+  if (reason !== undefined) {
+    throw new FormatError({ format: "tar", reason, offset });
   }
 }
 
