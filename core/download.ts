@@ -52,6 +52,12 @@ import {
 /** What {@linkcode download} reports. */
 export type DownloadEvent =
   | {
+    /** The download begins, from 0 or from the durable offset of a `.part` it resumes. */
+    type: "start";
+    /** The first byte asked for. */
+    offset: number;
+  }
+  | {
     /** Bytes are durable up to `offset` (a checkpoint was written). */
     type: "checkpoint";
     /** The durable offset. */
@@ -100,7 +106,7 @@ export interface DownloadOptions {
   checkpointBytes?: number;
   /** How many times the `.part` may be discarded (resource changed, range ignored) before giving up. Defaults to 3. */
   maxRestarts?: number;
-  /** Called on progress, checkpoints, restarts and failovers. */
+  /** Called at the start and on progress, checkpoints, restarts and failovers. */
   onProgress?: (event: DownloadEvent) => void;
   /** The `fetch` to use; defaults to the global one. */
   fetch?: typeof fetch;
@@ -276,6 +282,7 @@ export async function download(
   };
 
   await part.truncate(offset);
+  emit({ type: "start", offset });
   while (true) {
     attempts++;
     const url = urls[mirror]!;

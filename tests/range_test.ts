@@ -184,7 +184,7 @@ Deno.test("rangeStream() reads an empty file", async () => {
   assert.equal((await new Response(rangeStream(server.url)).bytes()).length, 0);
 });
 
-Deno.test("download() keeps the .part on failure and the next call resumes from the checkpoint", async () => {
+Deno.test("download() keeps the .part on failure and the next call resumes from the checkpoint it reports", async () => {
   const content = randomBytes(2_000_000);
   await using dir = await tempDir();
   const path = `${dir.path}/file.bin`;
@@ -208,10 +208,17 @@ Deno.test("download() keeps the .part on failure and the next call resumes from 
   );
   assert.deepEqual(manifest.validator, { header: "etag", value: '"v1"' });
   await using good = await serveFaults(content, [], V1);
+  const starts: number[] = [];
   const receipt = await download(good.url, path, {
     sha256: sha256(content),
     size: content.length,
+    onProgress: (e) => e.type === "start" && starts.push(e.offset),
   });
+  assert.deepEqual(
+    starts,
+    [1_500_000],
+    "the start event says where it resumes",
+  );
   assert.equal(receipt.resumedFrom, 1_500_000);
   assert.equal(receipt.sha256, sha256(content));
   assert.equal(good.requests[0]?.range, "bytes=1500000-");
