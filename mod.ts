@@ -6,13 +6,14 @@
  * with a receipt (`fileSink`, `channel`, `writableSink`, `webhookSink`,
  * `sqliteSink`, `parseSinkConfig`, `deliverAll`), atomic files
  * (`AtomicFile`), archives read in one pass and installed all or nothing
- * (`untar`, `unzip`, `openArchive`, `install`) and the typed errors every
- * module throws.
+ * (`untar`, `unzip`, `openArchive`, `install`), a durable download queue on
+ * SQLite (`TransferQueue`) and the typed errors every module throws.
  *
  * Each module also has its own entry point (`@sluice/sluice/retry`,
  * `@sluice/sluice/semaphore`, `@sluice/sluice/chunks`,
  * `@sluice/sluice/range`, `@sluice/sluice/spill`, `@sluice/sluice/sinks`,
- * `@sluice/sluice/atomic`, `@sluice/sluice/archive`, `@sluice/sluice/errors`),
+ * `@sluice/sluice/atomic`, `@sluice/sluice/archive`, `@sluice/sluice/queue`,
+ * `@sluice/sluice/errors`),
  * so an application can import only what it uses.
  *
  * @example
@@ -35,6 +36,7 @@ export * from "./archive/mod.ts";
 export * from "./core/atomic_file.ts";
 export * from "./core/chunks.ts";
 export * from "./core/errors.ts";
+export * from "./core/queue.ts";
 export * from "./core/range.ts";
 export * from "./retry/mod.ts";
 export * from "./sinks/mod.ts";
