@@ -8,10 +8,11 @@ import { UnsupportedError } from "./errors.ts";
 
 /** The statements of schema version N + 1 at index N. Append only. */
 export const MIGRATIONS: readonly (readonly string[])[] = [
-  // 1: one row per transfer, its spec, state and outcome.
+  // 1: one row per transfer, its spec, state and outcome. Rows are never
+  // deleted, so plain rowids (no AUTOINCREMENT, one write less) never repeat.
   [
     `CREATE TABLE transfers (
-      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      id INTEGER PRIMARY KEY,
       dest TEXT NOT NULL,
       urls TEXT NOT NULL,
       sha256 TEXT,
@@ -33,25 +34,32 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
       started_at INTEGER,
       finished_at INTEGER
     )`,
-    "CREATE INDEX transfers_by_state ON transfers (state, id)",
+    // Partial indexes hold only live rows: small, and a finished transfer
+    // leaves them for good.
+    "CREATE INDEX transfers_queued ON transfers (id) WHERE state = 'queued'",
+    "CREATE INDEX transfers_running ON transfers (owner) WHERE state = 'running'",
     "CREATE INDEX transfers_by_dest ON transfers (dest, id)",
   ],
-  // 2: one row per attempt, so a transfer's history survives its retries.
+  // 2: the history of attempts. A transfer's row describes its attempt
+  // under way or its last; an attempt that ends without ending the transfer
+  // (retried, stopped, interrupted by a crash) moves to transfer_attempts.
+  // So a transfer that succeeds at once writes no history row at all.
   [
     `CREATE TABLE transfer_attempts (
-      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      id INTEGER PRIMARY KEY,
       transfer_id INTEGER NOT NULL REFERENCES transfers (id),
       attempt INTEGER NOT NULL,
       owner TEXT,
-      outcome TEXT,
+      outcome TEXT NOT NULL,
       resumed_from INTEGER,
       bytes INTEGER,
       error_type TEXT,
       error_message TEXT,
       started_at INTEGER NOT NULL,
-      finished_at INTEGER
+      finished_at INTEGER NOT NULL
     )`,
     "CREATE INDEX transfer_attempts_by_transfer ON transfer_attempts (transfer_id, id)",
+    "ALTER TABLE transfers ADD COLUMN attempt_started_at INTEGER",
   ],
 ];
 
@@ -71,6 +79,22 @@ export function schemaVersion(db: DatabaseSync): number {
 }
 
 /**
+ * The schema version of `db`, or `UnsupportedError` when it is newer than
+ * this code knows.
+ */
+export function knownVersion(db: DatabaseSync, path: string): number {
+  const version = schemaVersion(db);
+  if (version > SCHEMA_VERSION) {
+    throw new UnsupportedError({
+      format: "queue database",
+      feature: `schema versions above ${SCHEMA_VERSION}`,
+      subject: `${path} has version ${version}`,
+    });
+  }
+  return version;
+}
+
+/**
  * Brings `db` to version `target` (the newest by default) in one
  * transaction, and returns the version it had before. A database newer than
  * this code is refused with `UnsupportedError` and left as it is.
@@ -83,14 +107,7 @@ export function migrate(
   // IMMEDIATE: two processes opening a new database at once apply it once.
   db.exec("BEGIN IMMEDIATE");
   try {
-    const before = schemaVersion(db);
-    if (before > SCHEMA_VERSION) {
-      throw new UnsupportedError({
-        format: "queue database",
-        feature: `schema versions above ${SCHEMA_VERSION}`,
-        subject: `${path} has version ${before}`,
-      });
-    }
+    const before = knownVersion(db, path);
     db.exec(
       "CREATE TABLE IF NOT EXISTS sluice_queue_schema (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
     );

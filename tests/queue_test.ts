@@ -325,6 +325,15 @@ Deno.test("TransferQueue.add() returns the live transfer of a destination howeve
       id,
     );
   }
+  assert.deepEqual(
+    await queue.addAll([
+      { urls: server.url, dest: `${dir.path}/link/f` },
+      { urls: server.url, dest: `${dir.path}/g` },
+      { urls: server.url, dest: `${dir.path}/./g` },
+    ]),
+    [id, id + 1, id + 1],
+  );
+  assert.equal(await queue.cancel(id + 1), true);
   assert.equal(queue.get(id)?.dest, `${await Deno.realPath(dir.path)}/sub/f`);
   assert.deepEqual(queue.get(id)?.urls, [server.url]);
   assert.equal((await queue.run()).done, 1);
@@ -341,7 +350,7 @@ Deno.test("TransferQueue.add() returns the live transfer of a destination howeve
     { urls: server.url, dest: `${dir.path}/sub/f` },
     { replace: true },
   );
-  assert.equal(again, id + 1);
+  assert.equal(again, id + 2);
   assert.equal(
     await queue.add({ urls: server.url, dest: `${dir.path}/sub/f` }, {
       replace: true,
@@ -351,7 +360,10 @@ Deno.test("TransferQueue.add() returns the live transfer of a destination howeve
   );
   assert.equal((await queue.run()).done, 1);
   assert.equal(server.requests.length, 2);
-  assert.deepEqual(queue.list({ state: "done" }).map((t) => t.id), [id, again]);
+  assert.deepEqual(queue.list({ state: "done" }).map((t) => t.id), [
+    id,
+    again,
+  ]);
 });
 
 Deno.test("TransferQueue.cancel() stops a running transfer and removes its .part, and retry() runs it again", async () => {
@@ -413,6 +425,10 @@ Deno.test("TransferQueue.cancel() stops a running transfer and removes its .part
     "the .part was gone: from 0",
   );
   assert.equal(sha256(await Deno.readFile(dest)), sha256(content));
+  assert.deepEqual(queue.history(id).map((a) => [a.attempt, a.outcome]), [
+    [1, "cancelled"],
+    [1, "done"],
+  ]);
   assert.equal(queue.retry(id), false, "done transfers are not retried");
 });
 
@@ -668,12 +684,64 @@ Deno.test("TransferQueue rejects bad specs and options with TypeError or RangeEr
     "queue.db-wal",
   ]);
 
+  await assert.rejects(
+    queue.addAll([{ urls: url, dest }, { urls: url, dest: "" }]),
+    TypeError,
+  );
+  assert.deepEqual(queue.list(), [], "addAll() queues all or nothing");
   const running = queue.run();
-  assert.throws(() => queue.run(), TypeError);
+  await assert.rejects(queue.run(), TypeError);
   await running;
-  await queue.close();
+  const closing = queue.close();
+  assert.equal(queue.close(), closing, "a second close() waits for the first");
+  await closing;
   await assert.rejects(queue.add({ urls: url, dest }), TypeError);
-  assert.throws(() => queue.run(), TypeError);
+  await assert.rejects(queue.run(), TypeError);
   assert.throws(() => queue.get(1), TypeError);
   await assert.rejects(queue.cancel(1), TypeError);
+});
+
+Deno.test("TransferQueue: a cancel by another queue stops a transfer waiting to retry, without using up its attempts", async () => {
+  await using dir = await tempDir();
+  const db = `${dir.path}/queue.db`;
+  await using down = await serveFaults(
+    randomBytes(1000),
+    Array(20).fill(status(503)),
+  );
+  const failing = firstEvent((e) => e.type === "retry");
+  const events: QueueEvent[] = [];
+  await using runner = await open(db, {
+    retry: {
+      baseDelayMs: 300,
+      maxDelayMs: 300,
+      jitter: "none",
+      maxAttempts: 10,
+    },
+    download: ONE_REQUEST,
+    onEvent(event) {
+      events.push(event);
+      failing.onEvent(event);
+    },
+  });
+  const id = await runner.add({ urls: down.url, dest: `${dir.path}/f` });
+  const started = Date.now();
+  const running = runner.run();
+  await failing.seen;
+  await using other = await open(db);
+  assert.equal(await other.cancel(id), true);
+  const report = await running;
+  assert.equal(report.cancelled, 1);
+  assert.ok(
+    Date.now() - started < 2_000,
+    "stopped at the next attempt, not after ten",
+  );
+  assert.equal(events.filter((e) => e.type === "retry").length, 1);
+  assert.equal(down.requests.length, 1);
+  assert.equal(runner.get(id)?.state, "cancelled");
+  assert.deepEqual(await names(dir.path), [
+    "queue.db",
+    "queue.db-owners",
+    "queue.db-shm",
+    "queue.db-wal",
+  ]);
 });
