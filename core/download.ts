@@ -34,6 +34,7 @@ import { createHash, type Hash } from "node:crypto";
 import { dirname } from "node:path";
 import type { RetryOptions } from "../retry/retry.ts";
 import { syncDirectory, writeFileAtomic } from "./_atomic.ts";
+import { partPaths } from "./_part.ts";
 import { WriteBehind } from "./_write_behind.ts";
 import {
   CancelledError,
@@ -220,8 +221,7 @@ export async function download(
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   const emit = options.onProgress ?? (() => {});
   const signal = options.signal;
-  const partPath = `${path}.part`;
-  const manifestPath = `${path}.part.json`;
+  const { part: partPath, manifest: manifestPath } = partPaths(path);
 
   using part = await Deno.open(partPath, {
     read: true,

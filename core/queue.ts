@@ -41,6 +41,7 @@ import { isRetryable } from "../retry/classify.ts";
 import { retry, type RetryOptions } from "../retry/retry.ts";
 import { Semaphore } from "../retry/semaphore.ts";
 import { toHex } from "./_bytes.ts";
+import { discardPart } from "./_part.ts";
 import { knownVersion, migrate } from "./_queue_schema.ts";
 import { unwrapRetryError } from "./_retry.ts";
 import {
@@ -1692,25 +1693,6 @@ function canonicalPath(path: string, directories: Map<string, string>): string {
     directories.set(directory, real);
   }
   return join(real, basename(absolute));
-}
-
-/** Removes a cancelled transfer's `.part` and manifest, unless a download holds them. */
-async function discardPart(dest: string): Promise<void> {
-  let part: Deno.FsFile;
-  try {
-    part = await Deno.open(`${dest}.part`, { write: true });
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return;
-    throw error;
-  }
-  try {
-    // A new transfer to the same destination may have taken it already.
-    if (!await part.tryLock(true)) return;
-    await Deno.remove(`${dest}.part`);
-    await Deno.remove(`${dest}.part.json`).catch(() => {});
-  } finally {
-    part.close();
-  }
 }
 
 function recordOf(error: unknown): TransferError {
