@@ -179,7 +179,8 @@ function needsRestart(error: unknown): boolean {
  * On success the file is fsynced, checked against `size` and `sha256`,
  * renamed to `path`, the directory fsynced and the manifest removed. On
  * error or abort the `.part` and manifest stay (after a final checkpoint),
- * so the next call resumes; a digest mismatch removes them. Two downloads of
+ * so the next call resumes; when no byte arrived (a 404, say), or the digest
+ * does not match, they are removed. Two downloads of
  * one `path` at once: the second fails with `LockedError`.
  *
  * @param source The URL, or mirrors in order of preference.
@@ -281,6 +282,15 @@ export async function download(
     await checkpoint();
   };
 
+  // On the way out with an error: the bytes so far are checkpointed for the
+  // next call, or, when none arrived, the .part and manifest go, since there
+  // is nothing to resume (a 404 leaves nothing behind).
+  const keepOrDrop = async () => {
+    if (offset > 0) return await checkpoint().catch(() => {});
+    await Deno.remove(partPath).catch(() => {});
+    await Deno.remove(manifestPath).catch(() => {});
+  };
+
   await part.truncate(offset);
   emit({ type: "start", offset });
   while (true) {
@@ -318,7 +328,7 @@ export async function download(
       // What arrived before the fault is good: it goes to the file first.
       await writer.flush();
       if (signal?.aborted) {
-        await checkpoint().catch(() => {});
+        await keepOrDrop();
         throw CancelledError.fromSignal(signal);
       }
       // Restarting helps only when there are bytes to discard; from 0 the
@@ -340,7 +350,7 @@ export async function download(
         if (options.sha256 !== undefined) validator = undefined;
         continue;
       }
-      await checkpoint().catch(() => {});
+      await keepOrDrop();
       throw error;
     }
   }

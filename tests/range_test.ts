@@ -334,3 +334,34 @@ Deno.test("download() fails over to the next mirror when one fails permanently",
   assert.ok(events.some((e) => e.type === "failover"));
   assert.equal(sha256(await Deno.readFile(`${dir.path}/f`)), sha256(content));
 });
+
+Deno.test("download() that fails before any byte arrives leaves no .part; one with bytes keeps it", async () => {
+  const content = randomBytes(100_000);
+  await using dir = await tempDir();
+  await using gone = await serveFaults(content, [
+    { kind: "status", status: 404 },
+  ]);
+  await assert.rejects(
+    download(gone.url, `${dir.path}/f`),
+    (e) => e instanceof HttpError && e.status === 404,
+  );
+  assert.deepEqual(await Array.fromAsync(Deno.readDir(dir.path)), []);
+
+  const controller = new AbortController();
+  controller.abort();
+  await assert.rejects(
+    download(gone.url, `${dir.path}/f`, { signal: controller.signal }),
+    CancelledError,
+  );
+  assert.deepEqual(await Array.fromAsync(Deno.readDir(dir.path)), []);
+
+  await using cut = await serveFaults(content, [
+    { kind: "reset", afterBytes: 30_000 },
+    { kind: "status", status: 404 },
+  ]);
+  await assert.rejects(download(cut.url, `${dir.path}/g`), HttpError);
+  const left = (await Array.fromAsync(Deno.readDir(dir.path))).map((e) =>
+    e.name
+  );
+  assert.deepEqual(left.sort(), ["g.part", "g.part.json"]);
+});
