@@ -362,6 +362,7 @@ Options:
       ]);
     } finally {
       await Deno.remove(work, { recursive: true });
+      output.note(`cleaned   removed ${work} and stopped both peers`);
     }
   },
 };
