@@ -6,6 +6,7 @@ import { AtomicFile } from "../core/atomic_file.ts";
 import {
   type ChunkStore,
   type DataMap,
+  decryptStream,
   dirStore,
   httpStore,
   MAX_CHUNK_SIZE,
@@ -17,7 +18,6 @@ import {
   type Suite,
   SUITES,
 } from "../core/chunks.ts";
-import { decryptStream } from "../core/chunks.ts";
 import { TargetExistsError } from "../core/errors.ts";
 import { fileSink } from "../sinks/file.ts";
 import { parseSinkConfig } from "../sinks/config.ts";

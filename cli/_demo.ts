@@ -9,13 +9,13 @@ import { join } from "node:path";
 import {
   ChunkNotFoundError,
   type ChunkStore,
+  decryptStream,
   dirStore,
   httpStore,
   multiStore,
   seal,
   servePeer,
 } from "../core/chunks.ts";
-import { decryptStream } from "../core/chunks.ts";
 import { IntegrityError } from "../core/errors.ts";
 import { deliverAll } from "../sinks/deliver_all.ts";
 import { fileSink } from "../sinks/file.ts";

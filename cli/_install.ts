@@ -74,7 +74,12 @@ Options:
       let file: Deno.FsFile;
       try {
         file = await Deno.open(source!);
-        total = (await file.stat()).size;
+        const info = await file.stat();
+        if (!info.isFile) {
+          file.close();
+          throw new Error("it is not a file");
+        }
+        total = info.size;
       } catch (error) {
         throw new Failure(
           `Cannot read the archive ${source}: ${(error as Error).message}`,

@@ -70,6 +70,9 @@ Options:
       parseHttpUrl(u, "a URL")
     );
     const path = stringOf(parsed, "output") ?? nameFromUrl(urls[0]!);
+    if ((await Deno.stat(path).catch(() => undefined))?.isDirectory) {
+      throw new UsageError(`-o ${path} is a directory; give the file's path`);
+    }
     const sha = stringOf(parsed, "sha256");
     const size = stringOf(parsed, "size");
     const maxBytes = stringOf(parsed, "max-bytes");
@@ -164,7 +167,8 @@ export const queueAdd: Command = {
 Records a download of FILE from the URLs (mirrors, in order) in the queue's
 database and prints its id; "sluice queue run" downloads it. A destination has
 one transfer: adding it again prints the existing id, unless it has finished
-and --replace is given.
+and --replace is given. A file already at FILE is replaced when the download
+completes.
 
 Options:
   -o, --output FILE    where to save the file (required)
@@ -187,13 +191,17 @@ ${DB_HELP}`,
     if (!dest) throw new UsageError("missing -o FILE, the destination");
     const sha = stringOf(parsed, "sha256");
     const size = stringOf(parsed, "size");
-    await using queue = await openQueue(parsed, false);
-    const id = await queue.add({
-      urls,
-      dest,
+    const expected = {
       ...(sha ? { sha256: parseHex32(sha, "--sha256") } : {}),
       ...(size ? { size: parseSize(size, "--size") } : {}),
-    }, { replace: flag(parsed, "replace") });
+    };
+    if ((await Deno.stat(dest).catch(() => undefined))?.isDirectory) {
+      throw new UsageError(`-o ${dest} is a directory; give the file's path`);
+    }
+    await using queue = await openQueue(parsed, false);
+    const id = await queue.add({ urls, dest, ...expected }, {
+      replace: flag(parsed, "replace"),
+    });
     const transfer = queue.get(id)!;
     output.result(
       { id, dest: transfer.dest, state: transfer.state },
