@@ -187,7 +187,7 @@ export class Output {
     this.json = flags.json;
     this.quiet = flags.quiet;
     this.debug = flags.debug;
-    this.tty = Deno.stderr.isTerminal() && !Deno.noColor;
+    this.tty = Deno.stderr.isTerminal();
   }
 
   /** Whether progress and notes are shown. */
