@@ -5,6 +5,7 @@ import { CancelledError } from "../core/errors.ts";
 import {
   type RunReport,
   type Transfer,
+  TRANSFER_STATES,
   TransferQueue,
   type TransferQueueOptions,
   type TransferState,
@@ -289,14 +290,6 @@ ${DB_HELP}`,
   },
 };
 
-const STATES: readonly TransferState[] = [
-  "queued",
-  "running",
-  "done",
-  "failed",
-  "cancelled",
-];
-
 /** `sluice queue ls` */
 export const queueLs: Command = {
   name: "queue ls",
@@ -312,9 +305,11 @@ ${DB_HELP}`,
   async run(parsed, { output }) {
     expectPositionals(parsed, []);
     const state = stringOf(parsed, "state");
-    if (state !== undefined && !STATES.includes(state as TransferState)) {
+    if (
+      state !== undefined && !TRANSFER_STATES.includes(state as TransferState)
+    ) {
       throw new UsageError(
-        `--state must be one of ${STATES.join(", ")}, got "${state}"`,
+        `--state must be one of ${TRANSFER_STATES.join(", ")}, got "${state}"`,
       );
     }
     await using queue = await openQueue(parsed, true);

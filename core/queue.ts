@@ -372,7 +372,22 @@ interface Running {
   controller: AbortController;
 }
 
-const STATES: readonly TransferState[] = [
+/**
+ * Every {@linkcode TransferState}, in the order a transfer can pass through
+ * them.
+ *
+ * @example Check a state read from a command line
+ * ```ts
+ * import { TRANSFER_STATES, type TransferState } from "@sluice/sluice/queue";
+ * import assert from "node:assert/strict";
+ *
+ * const isState = (text: string): text is TransferState =>
+ *   (TRANSFER_STATES as readonly string[]).includes(text);
+ * assert.equal(isState("failed"), true);
+ * assert.equal(isState("paused"), false);
+ * ```
+ */
+export const TRANSFER_STATES: readonly TransferState[] = [
   "queued",
   "running",
   "done",
@@ -851,12 +866,12 @@ export class TransferQueue implements AsyncDisposable {
   list(options: ListOptions = {}): Transfer[] {
     this.#assertOpen("read the queue");
     const states = options.state === undefined
-      ? STATES
+      ? TRANSFER_STATES
       : typeof options.state === "string"
       ? [options.state]
       : options.state;
     for (const state of states) {
-      if (!STATES.includes(state)) {
+      if (!TRANSFER_STATES.includes(state)) {
         throw new TypeError(
           `Cannot list transfers: unknown state ${JSON.stringify(state)}`,
         );

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { type CliRun, jsonOf, sluice } from "./_cli.ts";
 import { MiB, randomBytes, sha256 } from "./_data.ts";
 import { serveFaults } from "./_fault_server.ts";
-import { names, tempDir } from "./_fs.ts";
+import { exists, names, tempDir } from "./_fs.ts";
 import { serveLoopback } from "./_loopback.ts";
 import { assertSameTree, run, sh, snapshot } from "./_trees.ts";
 
@@ -47,16 +47,6 @@ function assertUsage(result: CliRun, topic: string, pattern?: RegExp) {
 /** The `.part` and `.part.json` files left in `dir`. */
 async function partsIn(dir: string): Promise<string[]> {
   return (await names(dir)).filter((name) => name.includes(".part"));
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }
 
 const enc = new TextEncoder();
