@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
   presignUrl,
+  type SigningScope,
   signRequest,
   UNSIGNED_PAYLOAD,
   uriEncode,
@@ -44,6 +45,18 @@ async function botocore(cases: Case[]): Promise<Record<string, string>[]> {
   const { code, stdout, stderr } = await child.output();
   assert.equal(code, 0, new TextDecoder().decode(stderr));
   return JSON.parse(new TextDecoder().decode(stdout));
+}
+
+/** The signing scope of a case: its credentials and region. */
+function scopeOf(c: Case): SigningScope {
+  return {
+    credentials: {
+      accessKeyId: c.accessKeyId,
+      secretAccessKey: c.secretAccessKey,
+      ...(c.sessionToken ? { sessionToken: c.sessionToken } : {}),
+    },
+    region: c.region,
+  };
 }
 
 const base = {
@@ -104,14 +117,7 @@ Deno.test("signRequest gives botocore's Authorization for queries, non-ASCII key
       headers: c.headers ?? {},
       payloadHash,
       date: new Date("2026-11-21T23:42:00Z"),
-    }, {
-      credentials: {
-        accessKeyId: c.accessKeyId,
-        secretAccessKey: c.secretAccessKey,
-        ...(c.sessionToken ? { sessionToken: c.sessionToken } : {}),
-      },
-      region: c.region,
-    });
+    }, scopeOf(c));
     assert.equal(got.authorization, want.authorization, c.url);
     assert.equal(got["x-amz-date"], want["x-amz-date"]);
     assert.equal(got["x-amz-security-token"], want["x-amz-security-token"]);
@@ -162,14 +168,7 @@ Deno.test("presignUrl gives botocore's signature, for keys with spaces, non-ASCI
       url: new URL(c.url),
       expiresIn: c.expiresIn!,
       date: new Date("2026-11-21T23:42:00Z"),
-    }, {
-      credentials: {
-        accessKeyId: c.accessKeyId,
-        secretAccessKey: c.secretAccessKey,
-        ...(c.sessionToken ? { sessionToken: c.sessionToken } : {}),
-      },
-      region: c.region,
-    });
+    }, scopeOf(c));
     assert.equal(got.pathname, want.pathname);
     assert.deepEqual(
       [...got.searchParams].sort(),
