@@ -35,7 +35,7 @@ import {
   UsageError,
 } from "./_args.ts";
 import { type Command, exists, Failure } from "./_command.ts";
-import { formatBytes, formatRate } from "./_output.ts";
+import { formatBytes, formatRate, toHex } from "./_output.ts";
 
 /** A store from `--store`: a URL is a peer, anything else a directory. */
 export function storeOf(spec: string): ChunkStore {
@@ -56,9 +56,6 @@ function storesOf(specs: readonly string[]): ChunkStore[] {
   }
   return specs.map(storeOf);
 }
-
-const hex = (bytes: Uint8Array) =>
-  Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 
 /** `sluice seal` */
 export const sealCommand: Command = {
@@ -201,7 +198,7 @@ Options:
     const elapsed = performance.now() - started;
     const { dataMap, key, stored, skipped } = result;
     const mapText = `${JSON.stringify(dataMap, null, 2)}\n`;
-    if (keyPath) await writeFile(keyPath, `${hex(key)}\n`, 0o600, force);
+    if (keyPath) await writeFile(keyPath, `${toHex(key)}\n`, 0o600, force);
     if (mapPath === "-") {
       output.stdoutTaken = true;
       output.stdout(mapText);
@@ -211,7 +208,7 @@ Options:
     output.result({
       dataMap: mapPath === "-" ? null : mapPath,
       keyFile: keyPath ?? null,
-      ...(printKey ? { key: hex(key) } : {}),
+      ...(printKey ? { key: toHex(key) } : {}),
       size: dataMap.size,
       chunks: dataMap.chunks.length,
       stored,
@@ -230,7 +227,7 @@ Options:
       ...(keyPath
         ? [`key       ${keyPath} (mode 0600; keep it apart from the data map)`]
         : []),
-      ...(printKey ? [`key       ${hex(key)}`] : []),
+      ...(printKey ? [`key       ${toHex(key)}`] : []),
     ]);
   },
 };

@@ -35,11 +35,14 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
 }
 
+/** Bytes as lowercase hex. */
+export function toHex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** Turns values JSON cannot hold (bytes, errors) into ones it can. */
 export function jsonReplacer(_key: string, value: unknown): unknown {
-  if (value instanceof Uint8Array) {
-    return Array.from(value, (b) => b.toString(16).padStart(2, "0")).join("");
-  }
+  if (value instanceof Uint8Array) return toHex(value);
   if (value instanceof Error) {
     return { type: value.name, message: value.message };
   }
