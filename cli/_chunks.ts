@@ -21,6 +21,7 @@ import {
 import { TargetExistsError } from "../core/errors.ts";
 import { fileSink } from "../sinks/file.ts";
 import { parseSinkConfig } from "../sinks/config.ts";
+import { parseS3Url, s3Store } from "../sinks/s3.ts";
 import type { Sink } from "../sinks/types.ts";
 import { writableSink } from "../sinks/writable.ts";
 import {
@@ -37,12 +38,23 @@ import {
 import { type Command, exists, Failure } from "./_command.ts";
 import { formatBytes, formatRate, toHex } from "./_output.ts";
 
-/** A store from `--store`: a URL is a peer, anything else a directory. */
+/** A store from `--store`: an s3:// URL is a bucket, another URL a peer, anything else a directory. */
 export function storeOf(spec: string): ChunkStore {
+  if (/^s3:\/\//i.test(spec)) {
+    try {
+      const at = parseS3Url(spec);
+      return s3Store({ ...at, prefix: at.key });
+    } catch (error) {
+      if (error instanceof TypeError) {
+        throw new UsageError(`--store: ${error.message}`);
+      }
+      throw error;
+    }
+  }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) {
     if (!/^https?:\/\//i.test(spec)) {
       throw new UsageError(
-        `--store must be a directory or an http(s):// peer, got "${spec}"`,
+        `--store must be a directory, an http(s):// peer or an s3:// bucket, got "${spec}"`,
       );
     }
     return httpStore(spec);
@@ -52,7 +64,9 @@ export function storeOf(spec: string): ChunkStore {
 
 function storesOf(specs: readonly string[]): ChunkStore[] {
   if (specs.length === 0) {
-    throw new UsageError("missing --store, a directory or an http(s):// peer");
+    throw new UsageError(
+      "missing --store, a directory, an http(s):// peer or an s3:// bucket",
+    );
   }
   return specs.map(storeOf);
 }
@@ -66,13 +80,16 @@ export const sealCommand: Command = {
                    [--chunk-size N] [--suite SUITE] [--convergent] [--replicas N] [--force]
 
 Splits the file (or stdin, with -) into chunks, encrypts each, and stores them
-by the SHA-256 of their sealed bytes in a directory or on an HTTP peer
-("sluice serve"). Writes the data map (the list of chunks; no secret) to
+by the SHA-256 of their sealed bytes in a directory, on an HTTP peer
+("sluice serve") or in an S3 bucket. Writes the data map (the list of chunks; no secret) to
 DATAMAP and the 32-byte key, as hex, to a separate file created with mode 0600.
 Both are written only once every chunk is stored.
 
 Options:
-  --store DIR|URL      where the chunks go; repeat it to spread them over several
+  --store DIR|URL      where the chunks go; repeat it to spread them over several.
+                       A URL is a peer (http://…) or a bucket and key prefix
+                       (s3://bucket/prefix?endpoint=URL&region=NAME; keys from
+                       AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)
   -o, --output FILE    the data map (default <file>.datamap.json; - prints it)
   --key-file FILE      the key (default: the data map's name with .key for .json)
   --print-key          print the key on stdout instead of writing a key file
@@ -318,11 +335,13 @@ plaintext goes to stdout).
 
 Options:
   --key FILE           the key file that "sluice seal" wrote
-  --store DIR|URL      where the chunks are; repeat it for failover
+  --store DIR|URL      where the chunks are (a directory, http://… peer or
+                       s3://bucket/prefix); repeat it for failover
   --range A-B          only bytes A to B, both included (A- for A to the end)
   -o, --output FILE    write a file (atomically: it appears complete or not at all)
-  --to SINK            a sink: a path, sqlite:DB#TABLE, an https:// webhook, or a
-                       JSON sink configuration
+  --to SINK            a sink: a path, sqlite:DB#TABLE, an https:// webhook,
+                       s3://bucket/key?endpoint=URL&region=NAME, or a JSON sink
+                       configuration
   --concurrency N      chunks fetched ahead (default 4)
   --force              replace FILE if it exists`,
   options: {

@@ -1,6 +1,7 @@
 /**
  * Build a sink from configuration: a short string from a command line
- * (`./out.bin`, `file:…`, `https://…`, `sqlite:./db.sqlite#table`) or a JSON
+ * (`./out.bin`, `file:…`, `https://…`, `sqlite:./db.sqlite#table`,
+ * `s3://bucket/key`) or a JSON
  * object from a config file (`{ "type": "webhook", "url": … }`), each
  * validated with a precise message.
  *
@@ -23,21 +24,25 @@
 import { fileURLToPath } from "node:url";
 import type { SpillStore } from "../spill/mod.ts";
 import { fileSink, type FileSinkOptions } from "./file.ts";
+import { parseS3Url, s3Sink, type S3SinkOptions } from "./s3.ts";
 import { sqliteSink } from "./sqlite.ts";
 import type { Sink } from "./types.ts";
 import { webhookSink, type WebhookSinkOptions } from "./webhook.ts";
 
 /** What {@linkcode parseSinkConfig} adds that configuration cannot say. */
 export interface SinkConfigOptions {
-  /** A spill store for webhook sinks, so their bodies can be retried whatever their size. */
+  /**
+   * A spill store: webhook bodies of any size can then be retried, and S3
+   * parts waiting for a retry wait on disk.
+   */
   spill?: SpillStore;
+  /** Reads an environment variable (S3 credentials, endpoint, region); defaults to `Deno.env.get`. */
+  env?: (name: string) => string | undefined;
 }
 
 type Json = Record<string, unknown>;
 
 const NOT_YET = new Map([
-  ["object-storage", "object storage is"],
-  ["s3", "object storage is"],
   ["database", "databases other than SQLite are"],
 ]);
 
@@ -160,6 +165,23 @@ function fromObject(config: Json, options: SinkConfigOptions): Sink {
         c.table === undefined ? {} : { table: c.table },
       );
     }
+    case "s3": {
+      const c = fields<Json & { bucket: string; key: string }>(config, {
+        bucket: "string",
+        key: "string",
+        endpoint: "string",
+        region: "string",
+        partSize: "number",
+        concurrency: "number",
+        maxAttempts: "number",
+        contentType: "string",
+      }, ["bucket", "key"]);
+      const query = new URLSearchParams();
+      if (c.endpoint !== undefined) query.set("endpoint", c.endpoint as string);
+      if (c.region !== undefined) query.set("region", c.region as string);
+      const { type: _, bucket, key, endpoint: __, region: ___, ...rest } = c;
+      return s3SinkOf(config, `s3://${bucket}/?${query}`, key, rest, options);
+    }
     case "channel":
       return fail(
         config,
@@ -168,7 +190,7 @@ function fromObject(config: Json, options: SinkConfigOptions): Sink {
     default:
       return fail(
         config,
-        `unknown type "${type}" (expected file, webhook or sqlite)`,
+        `unknown type "${type}" (expected file, webhook, sqlite or s3)`,
       );
   }
 }
@@ -205,13 +227,44 @@ function fromString(text: string, options: SinkConfigOptions): Sink {
         options,
       );
     }
-    case "s3":
-      return fail(text, "object storage is not supported yet");
+    case "s3": {
+      const key = /^s3:\/\/[^/?#]*\/([^?#]*)/i.exec(text)?.[1] ?? "";
+      return s3SinkOf(text, text, key, {}, options);
+    }
     default:
       return fail(
         text,
-        `unknown scheme "${scheme}:" (expected a path, file:, http:, https: or sqlite:)`,
+        `unknown scheme "${scheme}:" (expected a path, file:, http:, https:, sqlite: or s3:)`,
       );
+  }
+}
+
+// An s3Sink from an s3:// URL (the key given apart) and the environment.
+function s3SinkOf(
+  config: unknown,
+  url: string,
+  key: string,
+  rest: Json,
+  options: SinkConfigOptions,
+): Sink {
+  if (key === "") fail(config, "the object key is empty");
+  try {
+    const at = parseS3Url(url, options.env ? { env: options.env } : {});
+    const { maxAttempts, ...tuning } = rest;
+    return s3Sink({
+      ...at,
+      key,
+      ...tuning as Partial<S3SinkOptions>,
+      ...(maxAttempts === undefined
+        ? {}
+        : { retry: { maxAttempts: maxAttempts as number } }),
+      ...(options.spill ? { spill: options.spill } : {}),
+    });
+  } catch (error) {
+    if (!(error instanceof TypeError || error instanceof RangeError)) {
+      throw error;
+    }
+    return fail(config, error.message.replace(/^Cannot [^:]*: /, ""));
   }
 }
 
@@ -220,21 +273,27 @@ function fromString(text: string, options: SinkConfigOptions): Sink {
  *
  * Strings: a path (`./out.bin`, `/srv/out.bin`), `file:<path>` or a
  * `file://` URL (file sink); `http://…` or `https://…` (webhook sink with its
- * defaults); `sqlite:<path>` or `sqlite:<path>#<table>` (SQLite sink); a
- * string starting with `{` is parsed as JSON.
+ * defaults); `sqlite:<path>` or `sqlite:<path>#<table>` (SQLite sink);
+ * `s3://<bucket>/<key>?endpoint=<url>&region=<name>` (S3 sink; the options
+ * are optional, see `parseS3Url` in `@sluice/sluice/s3` for the
+ * environment it reads); a string starting with `{` is parsed as JSON.
  *
  * Objects, by `type`:
  * - `file`: `path` (required), `root`, `overwrite`, `mode`;
  * - `webhook`: `url` (required), `method`, `headers`, `contentType`,
  *   `metadataHeaders`, `timeoutMs`, `maxAttempts`, `maxBufferBytes`,
  *   `maxRedirects`, `allowPrivateNetwork`, `allowedHosts`;
- * - `sqlite`: `path` (required), `table`.
+ * - `sqlite`: `path` (required), `table`;
+ * - `s3`: `bucket` and `key` (required), `endpoint`, `region`, `partSize`,
+ *   `concurrency`, `maxAttempts`, `contentType`. Credentials come only from
+ *   the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+ *   `AWS_SESSION_TOKEN`), never from configuration.
  *
- * `channel` exists only in code; `object-storage` (`s3://…`) and `database`
- * are recognised and refused as not supported yet.
+ * `channel` exists only in code; `database` is recognised and refused as
+ * not supported yet.
  *
  * @param config The string or object.
- * @param options What configuration cannot carry (a spill store).
+ * @param options What configuration cannot carry (a spill store, the environment).
  * @returns The sink; nothing is opened or written until it delivers.
  * @throws {TypeError} On anything it cannot use, naming the field and the problem.
  *
@@ -246,7 +305,9 @@ function fromString(text: string, options: SinkConfigOptions): Sink {
  * parseSinkConfig("./out.bin");
  * parseSinkConfig("https://hooks.example.com/in");
  * parseSinkConfig("sqlite:./deliveries.db#inbox");
- * assert.throws(() => parseSinkConfig("s3://bucket/key"), /not supported yet/);
+ * const env = { AWS_ACCESS_KEY_ID: "id", AWS_SECRET_ACCESS_KEY: "secret" } as Record<string, string>;
+ * parseSinkConfig("s3://backups/db.gz?endpoint=http://127.0.0.1:7480&region=default", { env: (name) => env[name] });
+ * assert.throws(() => parseSinkConfig("s3://backups/", { env: (name) => env[name] }), /the object key is empty/);
  * assert.throws(() => parseSinkConfig({ type: "webhook", url: "https://a.example", retries: 3 }), /unknown field "retries"/);
  * ```
  */

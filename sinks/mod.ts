@@ -11,6 +11,7 @@
  * - {@linkcode webhookSink}: an HTTP request, retried, with an SSRF guard on by default.
  * - {@linkcode sqliteSink}: rows in an embedded SQLite database, in one transaction.
  * - {@linkcode parseSinkConfig}: a sink from a string or a JSON object.
+ * - `s3Sink` (in `@sluice/sluice/s3`): a multipart upload to S3-compatible object storage.
  * - {@linkcode deliverAll}: one source to several sinks, in bounded memory.
  *
  * Permissions: files need `--allow-read --allow-write` on their directory;

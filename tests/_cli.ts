@@ -32,6 +32,7 @@ export function cliCommand(args: readonly string[]): string[] {
     "--allow-read",
     "--allow-write",
     "--allow-net",
+    "--allow-env=AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN,AWS_REGION,AWS_DEFAULT_REGION,AWS_ENDPOINT_URL,AWS_ENDPOINT_URL_S3",
     CLI,
     ...args,
   ];

@@ -110,8 +110,20 @@ Deno.test("bad arguments give one line on stderr and exit 2, before anything is 
       /needs as many --store/,
     ],
     [
+      ["seal", "in.bin", "--store", "ftp://peer/x"],
+      /--store must be a directory, an http\(s\):\/\/ peer or an s3/,
+    ],
+    [
+      ["seal", "in.bin", "--store", "s3://b/x"],
+      /--store: .*3 to 63/,
+    ],
+    [
       ["seal", "in.bin", "--store", "s3://bucket/x"],
-      /--store must be a directory or an http/,
+      /--store: .*set AWS_ACCESS_KEY_ID/,
+    ],
+    [
+      ["open", "m.json", "--key", "k", "--store", "s", "--to", "s3://bucket"],
+      /--to: .*the object key is empty/,
     ],
     [["open", "m.json", "--store", "s"], /missing --key FILE/],
     [
