@@ -579,6 +579,9 @@ export function s3Sink(options: S3SinkOptions): Sink {
       );
       const length = Number(response.headers.get("content-length"));
       if (length !== tally.bytes) {
+        // Not what was sent: take it back rather than leave it for readers.
+        await send(target, "DELETE", head).then((r) => r.body?.cancel())
+          .catch(() => {});
         throw new IntegrityError({
           check: "size",
           subject: location,

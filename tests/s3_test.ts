@@ -241,6 +241,27 @@ Deno.test({
 
 Deno.test({
   name:
+    "an upload the server stored with another size is deleted and fails with IntegrityError",
+  ignore,
+  async fn() {
+    const at = await freshBucket();
+    await using proxy = await faultProxy((request) =>
+      request.method === "HEAD"
+        ? { status: 200, headers: { "content-length": "1", etag: '"x-2"' } }
+        : undefined
+    );
+    await assert.rejects(
+      s3Sink({ ...at, endpoint: proxy.endpoint, key: "short", partSize: PART })
+        .deliver(streamOf(randomBytes(PART + 1), 1 << 20)),
+      (error) => error instanceof IntegrityError && error.check === "size",
+    );
+    assert.ok(proxy.requests.some((r) => r.method === "DELETE"));
+    await assertNothingLeft(at.bucket, "short");
+  },
+});
+
+Deno.test({
+  name:
     "wrong credentials and a missing bucket fail with HttpError naming S3's code",
   ignore,
   async fn() {
