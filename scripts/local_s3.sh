@@ -46,6 +46,9 @@ start() {
 [global]
 fsid = $fsid
 mon host = 127.0.0.1:$MON_PORT
+# On a port other than 6789 the mon would speak only msgr2, whose default
+# (secure) mode the gateway cannot use here: crc works on any port.
+ms mon client mode = crc
 auth cluster required = none
 auth service required = none
 auth client required = none
