@@ -323,7 +323,7 @@ export interface S3SinkOptions extends S3Location {
    * {@linkcode MAX_PARTS} parts uses larger ones.
    */
   partSize?: number;
-  /** Parts uploaded at once (default 4). Memory is about `partSize × (concurrency + 1)`. */
+  /** Parts uploaded at once (default 4). The part buffers take `partSize × (concurrency + 1)`. */
   concurrency?: number;
   /**
    * The retry policy of each request (default: 5 attempts with the `retry()`
@@ -346,8 +346,9 @@ export interface S3SinkOptions extends S3Location {
  * A delivery smaller than one part is sent with a single `PUT`. Anything
  * larger becomes a multipart upload: parts are cut as the stream flows,
  * at most `concurrency` are in flight (the source waits for a free slot,
- * so memory stays near `partSize × (concurrency + 1)` whatever the
- * object's size), each part's SHA-256 is signed so the server checks its
+ * so the part buffers stay at `partSize × (concurrency + 1)` whatever the
+ * object's size; `fetch` copies each body it sends on top of that), each
+ * part's SHA-256 is signed so the server checks its
  * bytes, and each request is retried per `retry`. The upload is completed
  * with the part ETags once the source ends and every part is stored. On any
  * failure or cancel the parts in flight are stopped and
