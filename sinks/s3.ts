@@ -60,6 +60,7 @@ import {
   EMPTY_SHA256,
   type S3Credentials,
   signRequest,
+  UNSIGNED_PAYLOAD,
   uriEncode,
 } from "./_sigv4.ts";
 import { checkSize, drain, receiptOf, sinkOf, Tally } from "./_tally.ts";
@@ -176,8 +177,13 @@ function objectUrl(
   return url;
 }
 
-function sha256Hex(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
+// The payload hash to sign. Over https TLS protects the bytes, so bodies go
+// unsigned, as the AWS SDKs send them; over plain http each body's SHA-256
+// is signed, so the server refuses bytes changed on the way.
+function payloadHash(url: URL, body: Uint8Array | undefined): string {
+  if (!body) return EMPTY_SHA256;
+  if (url.protocol === "https:") return UNSIGNED_PAYLOAD;
+  return createHash("sha256").update(body).digest("hex");
 }
 
 const ENTITIES: Record<string, string> = {
@@ -265,7 +271,7 @@ async function send(
     method,
     url,
     headers: options.headers ?? {},
-    payloadHash: body ? sha256Hex(body) : EMPTY_SHA256,
+    payloadHash: payloadHash(url, body),
   }, target.scope);
   const response = await target.fetch(url, {
     method,
@@ -295,7 +301,10 @@ function signingFetch(
       method,
       url,
       headers: Object.fromEntries(headers),
-      payloadHash: body ? sha256Hex(body) : EMPTY_SHA256,
+      payloadHash: payloadHash(
+        url,
+        (body ?? undefined) as Uint8Array | undefined,
+      ),
     }, target.scope);
     return target.fetch(url, { ...init, headers: signed });
   };
@@ -347,9 +356,9 @@ export interface S3SinkOptions extends S3Location {
  * larger becomes a multipart upload: parts are cut as the stream flows,
  * at most `concurrency` are in flight (the source waits for a free slot,
  * so the part buffers stay at `partSize × (concurrency + 1)` whatever the
- * object's size; `fetch` copies each body it sends on top of that), each
- * part's SHA-256 is signed so the server checks its
- * bytes, and each request is retried per `retry`. The upload is completed
+ * object's size; `fetch` copies each body it sends on top of that), over
+ * plain http each part's SHA-256 is signed so the server checks its bytes
+ * (over https, TLS does, and parts go as `UNSIGNED-PAYLOAD`), and each request is retried per `retry`. The upload is completed
  * with the part ETags once the source ends and every part is stored. On any
  * failure or cancel the parts in flight are stopped and
  * `AbortMultipartUpload` is sent: no object appears, no parts are left.
