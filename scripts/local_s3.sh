@@ -40,6 +40,13 @@ start() {
     echo "local_s3: $dir exists; stop the cluster first ($0 stop $dir)" >&2
     exit 1
   fi
+  for port in "$MON_PORT" "$PORT"; do
+    # A daemon of another cluster on these ports would answer in its place.
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "local_s3: 127.0.0.1:$port is in use (another cluster still stopping?)" >&2
+      exit 1
+    fi
+  done
   mkdir -p "$dir/mon" "$dir/osd" "$dir/rgw" "$dir/run"
   fsid=$(python3 -c 'import uuid; print(uuid.uuid4())')
   cat >"$conf" <<CONF
