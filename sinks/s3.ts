@@ -633,17 +633,32 @@ export function s3Sink(options: S3SinkOptions): Sink {
           policy(),
         );
         await response.body?.cancel();
-        return receiptOf("s3", location, tally, sha256, {
-          attempts,
-          detail: detailOf(response.headers.get("etag"), 0, response),
-        });
+        return receipt(
+          sha256,
+          response.headers.get("etag"),
+          response.headers.get("x-amz-version-id"),
+        );
       }
       await dispatch(buffer.subarray(0, filled));
       while (inFlight.size > 0) await Promise.all(inFlight);
       if (failure !== undefined) throw failure;
       const versionId = await complete(uploadId);
       uploadId = undefined; // nothing is left to abort
-      const etag = await stored(versionId);
+      return receipt(sha256, await stored(versionId), versionId);
+    } catch (error) {
+      stop.abort(error);
+      await Promise.allSettled([...inFlight]);
+      if (uploadId !== undefined) await abortUpload(uploadId);
+      if (signal?.aborted) throw CancelledError.fromSignal(signal);
+      throw failure ?? error;
+    }
+
+    // `parts` counts the multipart upload's parts: 0 for a single PUT.
+    function receipt(
+      sha256: string,
+      etag: string | null,
+      versionId: string | null,
+    ) {
       return receiptOf("s3", location, tally, sha256, {
         attempts,
         detail: {
@@ -655,28 +670,6 @@ export function s3Sink(options: S3SinkOptions): Sink {
           ...(versionId ? { versionId } : {}),
         },
       });
-    } catch (error) {
-      stop.abort(error);
-      await Promise.allSettled([...inFlight]);
-      if (uploadId !== undefined) await abortUpload(uploadId);
-      if (signal?.aborted) throw CancelledError.fromSignal(signal);
-      throw failure ?? error;
-    }
-
-    function detailOf(
-      etag: string | null,
-      count: number,
-      response: Response,
-    ): Record<string, unknown> {
-      const versionId = response.headers.get("x-amz-version-id");
-      return {
-        bucket: target.bucket,
-        key: options.key,
-        etag,
-        parts: count,
-        retries,
-        ...(versionId ? { versionId } : {}),
-      };
     }
 
     // Best effort, with its own short retry: the delivery has failed already.
